@@ -1,0 +1,209 @@
+"""One Flax NNX decoder for the dense Llama 3 / SmolLM2, Qwen2 / Qwen2.5 and Qwen3 family.
+
+Differences between the families are config switches: tied embeddings and llama3 RoPE scaling
+(Llama / SmolLM2), q/k/v biases (Qwen2), per-head q/k RMSNorm (Qwen3). Every parameter carries
+logical axis names in its `axes` metadata (see egrpo_jax.mesh.LOGICAL_RULES).
+
+Call convention
+- `model(tokens)`: int32 [B, T] -> float32 logits [B, T, V], causal over the T tokens,
+  positions 0..T-1 (or `positions` [B, T] for RoPE).
+- `model(tokens, positions, cache=cache)`: writes the chunk's K/V into `cache` at each row's
+  absolute `positions` and attends every query at position p to cache slots j <= p. Returns
+  `(logits, new_cache)`. Positions >= cache length are dropped, so padding can be parked there.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from egrpo_jax.models.config import ModelConfig
+from egrpo_jax.models.kv_cache import KVCache
+
+
+def _param(rngs: nnx.Rngs, shape, axes, dtype, std: float = 0.02, init: str = "normal") -> nnx.Param:
+    if init == "ones":
+        value = jnp.ones(shape, dtype)
+    elif init == "zeros":
+        value = jnp.zeros(shape, dtype)
+    else:
+        value = (std * jax.random.normal(rngs.params(), shape)).astype(dtype)
+    return nnx.Param(value, axes=tuple(axes))
+
+
+class RMSNorm(nnx.Module):
+    def __init__(self, dim: int, eps: float, dtype, *, rngs: nnx.Rngs):
+        self.scale = _param(rngs, (dim,), ("norm",), dtype, init="ones")
+        self.eps = eps
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        xf = x.astype(jnp.float32)
+        var = jnp.mean(xf * xf, axis=-1, keepdims=True)
+        y = xf * jax.lax.rsqrt(var + self.eps)
+        return (y * self.scale.value.astype(jnp.float32)).astype(x.dtype)
+
+
+def rope_inv_freq(cfg: ModelConfig) -> jnp.ndarray:
+    d = cfg.head_dim
+    inv = 1.0 / (cfg.rope_theta ** (jnp.arange(0, d, 2, dtype=jnp.float32) / d))
+    sc = cfg.rope_scaling
+    if sc and sc.get("rope_type", "default") == "llama3":
+        factor = float(sc["factor"])
+        low, high = float(sc["low_freq_factor"]), float(sc["high_freq_factor"])
+        old = float(sc["original_max_position_embeddings"])
+        low_wl, high_wl = old / low, old / high
+        wavelen = 2 * math.pi / inv
+        scaled = jnp.where(wavelen > low_wl, inv / factor, inv)
+        smooth = (old / wavelen - low) / (high - low)
+        mid = (1 - smooth) * scaled / factor + smooth * scaled
+        is_mid = (wavelen >= high_wl) & (wavelen <= low_wl)
+        inv = jnp.where(is_mid, mid, scaled)
+    return inv
+
+
+def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.Array:
+    """HF "rotate half" RoPE. x: [B, T, H, D], positions: [B, T]."""
+    ang = positions.astype(jnp.float32)[..., None] * inv_freq  # [B, T, D/2]
+    cos = jnp.cos(ang)[:, :, None, :]
+    sin = jnp.sin(ang)[:, :, None, :]
+    xf = x.astype(jnp.float32)
+    x1, x2 = jnp.split(xf, 2, axis=-1)
+    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return out.astype(x.dtype)
+
+
+class Attention(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        h, q, kv = cfg.hidden_size, cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
+        pd = jnp.dtype(cfg.param_dtype)
+        self.cfg = cfg
+        self.wq = _param(rngs, (h, q), ("embed", "heads"), pd)
+        self.wk = _param(rngs, (h, kv), ("embed", "kv_heads"), pd)
+        self.wv = _param(rngs, (h, kv), ("embed", "kv_heads"), pd)
+        self.wo = _param(rngs, (q, h), ("heads", "embed"), pd)
+        if cfg.qkv_bias:
+            self.bq = _param(rngs, (q,), ("heads",), pd, init="zeros")
+            self.bk = _param(rngs, (kv,), ("kv_heads",), pd, init="zeros")
+            self.bv = _param(rngs, (kv,), ("kv_heads",), pd, init="zeros")
+        if cfg.qk_norm:
+            self.q_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps, pd, rngs=rngs)
+            self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps, pd, rngs=rngs)
+
+    def __call__(self, x, positions, inv_freq, layer: int, cache: KVCache | None):
+        cfg = self.cfg
+        dt = x.dtype
+        b, t, _ = x.shape
+        q = x @ self.wq.value.astype(dt)
+        k = x @ self.wk.value.astype(dt)
+        v = x @ self.wv.value.astype(dt)
+        if cfg.qkv_bias:
+            q = q + self.bq.value.astype(dt)
+            k = k + self.bk.value.astype(dt)
+            v = v + self.bv.value.astype(dt)
+        q = q.reshape(b, t, cfg.num_heads, cfg.head_dim)
+        k = k.reshape(b, t, cfg.num_kv_heads, cfg.head_dim)
+        v = v.reshape(b, t, cfg.num_kv_heads, cfg.head_dim)
+        if cfg.qk_norm:
+            q = self.q_norm(q)
+            k = self.k_norm(k)
+        q = apply_rope(q, positions, inv_freq)
+        k = apply_rope(k, positions, inv_freq)
+
+        if cache is None:
+            keys, values = k, v
+            kpos = positions  # [B, S=T]
+        else:
+            rows = jnp.arange(b)[:, None]
+            ck = cache.k[layer].at[rows, positions].set(k.astype(cache.k.dtype), mode="drop")
+            cv = cache.v[layer].at[rows, positions].set(v.astype(cache.v.dtype), mode="drop")
+            cache = KVCache(k=cache.k.at[layer].set(ck), v=cache.v.at[layer].set(cv))
+            keys, values = ck.astype(dt), cv.astype(dt)
+            kpos = jnp.broadcast_to(jnp.arange(ck.shape[1])[None, :], (b, ck.shape[1]))
+
+        groups = cfg.num_heads // cfg.num_kv_heads
+        qg = q.reshape(b, t, cfg.num_kv_heads, groups, cfg.head_dim)
+        scores = jnp.einsum("btkgd,bskd->bkgts", qg, keys, preferred_element_type=jnp.float32)
+        scores = scores / math.sqrt(cfg.head_dim)
+        mask = kpos[:, None, :] <= positions[:, :, None]  # [B, T, S]
+        if cache is None:
+            # causal within the chunk by index (positions may repeat for padding)
+            idx = jnp.arange(t)
+            mask = mask & (idx[None, :, None] >= idx[None, None, :])
+        scores = jnp.where(mask[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
+        probs = jax.nn.softmax(scores, axis=-1).astype(dt)
+        out = jnp.einsum("bkgts,bskd->btkgd", probs, values)
+        out = out.reshape(b, t, cfg.num_heads * cfg.head_dim)
+        return out @ self.wo.value.astype(dt), cache
+
+
+class MLP(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        h, i = cfg.hidden_size, cfg.intermediate_size
+        pd = jnp.dtype(cfg.param_dtype)
+        self.w_gate = _param(rngs, (h, i), ("embed", "mlp"), pd)
+        self.w_up = _param(rngs, (h, i), ("embed", "mlp"), pd)
+        self.w_down = _param(rngs, (i, h), ("mlp", "embed"), pd)
+
+    def __call__(self, x):
+        dt = x.dtype
+        g = x @ self.w_gate.value.astype(dt)
+        u = x @ self.w_up.value.astype(dt)
+        return (jax.nn.silu(g) * u) @ self.w_down.value.astype(dt)
+
+
+class Block(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        pd = jnp.dtype(cfg.param_dtype)
+        self.attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, pd, rngs=rngs)
+        self.attn = Attention(cfg, rngs=rngs)
+        self.mlp_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, pd, rngs=rngs)
+        self.mlp = MLP(cfg, rngs=rngs)
+
+    def __call__(self, x, positions, inv_freq, layer: int, cache: KVCache | None):
+        a, cache = self.attn(self.attn_norm(x), positions, inv_freq, layer, cache)
+        x = x + a
+        x = x + self.mlp(self.mlp_norm(x))
+        return x, cache
+
+
+class Decoder(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        pd = jnp.dtype(cfg.param_dtype)
+        self.cfg = cfg
+        self.embed = _param(rngs, (cfg.vocab_size, cfg.hidden_size), ("vocab", "embed"), pd)
+        self.layers = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, pd, rngs=rngs)
+        if not cfg.tie_embeddings:
+            self.lm_head = _param(rngs, (cfg.hidden_size, cfg.vocab_size), ("embed", "vocab"), pd)
+
+    def hidden(self, tokens, positions=None, *, cache: KVCache | None = None):
+        """Final-norm hidden states [B, T, H] (compute dtype) and the updated cache."""
+        cfg = self.cfg
+        b, t = tokens.shape
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32)[None], (b, t))
+        x = jnp.take(self.embed.value, tokens, axis=0).astype(jnp.dtype(cfg.dtype))
+        inv_freq = rope_inv_freq(cfg)
+        for i, block in enumerate(self.layers):
+            if cfg.remat:
+                def run(blk, x, cache, i=i):
+                    return blk(x, positions, inv_freq, i, cache)
+
+                x, cache = nnx.remat(run)(block, x, cache)
+            else:
+                x, cache = block(x, positions, inv_freq, i, cache)
+        return self.norm(x), cache
+
+    def logits(self, h: jax.Array) -> jax.Array:
+        w = self.embed.value.T if self.cfg.tie_embeddings else self.lm_head.value
+        return jnp.einsum("bth,hv->btv", h, w.astype(h.dtype), preferred_element_type=jnp.float32)
+
+    def __call__(self, tokens, positions=None, *, cache: KVCache | None = None):
+        h, new_cache = self.hidden(tokens, positions, cache=cache)
+        logits = self.logits(h)
+        if cache is None:
+            return logits
+        return logits, new_cache
