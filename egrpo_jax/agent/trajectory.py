@@ -35,6 +35,9 @@ class Trajectory:
     format_error: str | None = None  # kind of format error, when status == FORMAT_ERROR
     raw_logprobs: list[float] = dataclasses.field(default_factory=list)  # temperature-1 log-probs
     text: str = ""  # decoded model+host text after the prompt, for humans and logs only
+    sample_index: int = 0  # which of the question's G rollouts this is
+    detail: str = ""  # why it ended: the format error's reason or the limit that was hit
+    num_turns: int = 0  # model segments decoded
 
     def __post_init__(self) -> None:
         n = len(self.tokens)
@@ -55,5 +58,14 @@ class Trajectory:
         return int(sum(self.loss_mask))
 
     @property
+    def num_host_tokens(self) -> int:
+        """Tokens written by the host after the prompt (tool responses)."""
+        return len(self.tokens) - self.prompt_len - self.num_model_tokens
+
+    @property
     def is_error(self) -> bool:
         return self.status != ANSWERED
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (for rollout dumps and SFT demos)."""
+        return dataclasses.asdict(self)

@@ -21,3 +21,7 @@ class SearchBackend(Protocol):
 
     def fetch(self, ids: list[str]) -> list[Hit | None]:
         """Whole documents by id or url; None where unknown."""
+
+
+class ToolError(Exception):
+    """A tool failed for good (after retries); the message goes into <tool_response>."""

@@ -1,0 +1,241 @@
+"""The host-side agent loop: decode segments, parse them, run tools, append responses, repeat.
+
+Rows are questions x group_size, question-major (row = q * G + g). Every row ends in exactly
+one status: answered, format_error (with a kind from agent.parse) or overlength (a token or
+tool-call limit). The trajectory keeps the sampled token ids exactly (never re-tokenised).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from egrpo_jax.agent import parse as P
+from egrpo_jax.agent.config import AgentConfig
+from egrpo_jax.agent.template import encode, render_prompt, render_tool_response
+from egrpo_jax.agent.trajectory import ANSWERED, FORMAT_ERROR, OVERLENGTH, ToolCallRecord, Trajectory
+from egrpo_jax.sampling.api import BUDGET, LENGTH, RolloutEngine, Segment
+
+
+def _eos_ids(tokenizer: Any) -> set[int]:
+    ids = getattr(tokenizer, "eos_ids", None)
+    if ids is None:
+        one = getattr(tokenizer, "eos_token_id", None)
+        ids = [] if one is None else [one]
+    return {int(i) for i in ids}
+
+
+def _question(q: Any) -> tuple[str, str]:
+    if hasattr(q, "id") and hasattr(q, "question"):
+        return str(q.id), str(q.question)
+    qid, text = q
+    return str(qid), str(text)
+
+
+@dataclasses.dataclass
+class _Row:
+    qid: str
+    g: int
+    prompt: list[int]
+    tokens: list[int]
+    mask: list[int]
+    logprobs: list[float]
+    raw: list[float]
+    thoughts: list[str] = dataclasses.field(default_factory=list)
+    calls: list[ToolCallRecord] = dataclasses.field(default_factory=list)
+    text: list[str] = dataclasses.field(default_factory=list)
+    answer: str | None = None
+    status: str | None = None  # None while live
+    error: str | None = None
+    detail: str = ""
+    turns: int = 0
+
+    def finish(self, status: str, detail: str = "", error: str | None = None) -> None:
+        self.status, self.detail, self.error = status, detail, error
+
+    def add(self, ids: Sequence[int], model: bool, lps: Sequence[float] = (), raw: Sequence[float] = ()) -> None:
+        self.tokens.extend(int(t) for t in ids)
+        self.mask.extend([1 if model else 0] * len(ids))
+        self.logprobs.extend(float(x) for x in lps) if model else self.logprobs.extend([0.0] * len(ids))
+        if model and len(raw) == len(ids):
+            self.raw.extend(float(x) for x in raw)
+        else:
+            self.raw.extend([0.0] * len(ids))
+
+    def trajectory(self) -> Trajectory:
+        return Trajectory(
+            question_id=self.qid, tokens=self.tokens, loss_mask=self.mask, logprobs=self.logprobs,
+            prompt_len=len(self.prompt), thoughts=self.thoughts, tool_calls=self.calls, answer=self.answer,
+            status=self.status or OVERLENGTH, format_error=self.error, raw_logprobs=self.raw,
+            text="".join(self.text), sample_index=self.g, detail=self.detail, num_turns=self.turns,
+        )
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t: dict[str, float] = {"device": 0.0, "parse": 0.0, "tools": 0.0, "tokenize": 0.0}
+
+    def timed(self, key: str, fn, *args, **kw):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kw)
+        finally:
+            self.t[key] += time.perf_counter() - t0
+
+
+def run_rollouts(
+    engine: RolloutEngine,
+    tokenizer: Any,
+    questions: Sequence[Any],
+    tools: Any,
+    cfg: AgentConfig | None = None,
+) -> tuple[list[Trajectory], dict[str, float]]:
+    """Roll out every question cfg.group_size times. `questions`: QARecords or (id, question) pairs.
+
+    `tools` is a tools.registry.ToolSet (anything with `.names` and `.run_batch(calls)`).
+    Returns the trajectories (question-major) and a flat metrics dict.
+    """
+    cfg = cfg or AgentConfig()
+    clock = _Clock()
+    t_start = time.perf_counter()
+    eos = _eos_ids(tokenizer)
+    names = tuple(tools.names)
+    limit = min(cfg.max_total_tokens, int(engine.max_len))
+
+    rows: list[_Row] = []
+    for q in questions:
+        qid, text = _question(q)
+        prompt = clock.timed("tokenize", lambda t=text: encode(tokenizer, render_prompt(
+            tokenizer, t, style=cfg.prompt_style, tools=names)))
+        for g in range(cfg.group_size):
+            rows.append(_Row(qid, g, list(prompt), list(prompt), [0] * len(prompt), [0.0] * len(prompt),
+                             [0.0] * len(prompt)))
+    if not rows:
+        return [], summarize([], clock.t, 0, time.perf_counter() - t_start)
+    n_engine = int(getattr(engine, "num_rows", len(rows)))
+
+    # A prompt that leaves no room to write is overlength before it starts; it still needs a
+    # (one-token) prompt so the engine's rows line up, and is marked done at once.
+    too_long = [i for i, r in enumerate(rows) if len(r.prompt) >= limit]
+    for i in too_long:
+        rows[i].finish(OVERLENGTH, f"prompt of {len(rows[i].prompt)} tokens leaves no room (limit {limit})")
+    starts = [r.prompt if r.status is None else r.prompt[:1] for r in rows]
+    clock.timed("device", engine.start, starts, seed=cfg.seed)
+    if too_long:
+        clock.timed("device", engine.mark_done, too_long)
+
+    turns = 0
+    while True:
+        live = [i for i, r in enumerate(rows) if r.status is None]
+        if not live:
+            break
+        budget = [0] * n_engine
+        for i in live:
+            left = limit - len(rows[i].tokens)
+            budget[i] = min(left, cfg.max_turn_tokens) if cfg.max_turn_tokens else left
+        segs = clock.timed("device", engine.decode_segment, budget)
+        turns += 1
+        calls: list[tuple[int, P.ToolCall]] = []
+        done: list[int] = []
+        for i in live:
+            seg = segs[i]
+            row = rows[i]
+            if seg is None:  # the engine considers it done: count it as running out of room
+                row.finish(OVERLENGTH, "engine reported the row as done")
+                done.append(i)
+                continue
+            call = _take_segment(row, seg, tokenizer, eos, names, cfg, limit, clock)
+            if call is not None:
+                calls.append((i, call))
+            else:
+                done.append(i)
+
+        if calls:
+            results = clock.timed("tools", tools.run_batch, [c for _, c in calls])
+            ext_rows, ext_tokens = [], []
+            for (i, call), res in zip(calls, results, strict=True):
+                row = rows[i]
+                row.calls.append(ToolCallRecord(call.name, dict(call.arguments), res.text, res.ok, res.latency_s))
+                body = render_tool_response(res.text)
+                ids = clock.timed("tokenize", encode, tokenizer, body)
+                if len(row.tokens) + len(ids) > limit:
+                    row.finish(OVERLENGTH, f"tool response of {len(ids)} tokens overflows the {limit}-token limit")
+                    done.append(i)
+                    continue
+                row.add(ids, model=False)
+                row.text.append(body)
+                ext_rows.append(i)
+                ext_tokens.append(ids)
+            if ext_rows:
+                clock.timed("device", engine.extend, ext_rows, ext_tokens)
+        if done:
+            clock.timed("device", engine.mark_done, done)
+
+    trajs = [r.trajectory() for r in rows]
+    return trajs, summarize(trajs, clock.t, turns, time.perf_counter() - t_start)
+
+
+def _take_segment(
+    row: _Row, seg: Segment, tokenizer: Any, eos: set[int], names: tuple[str, ...], cfg: AgentConfig,
+    limit: int, clock: _Clock,
+) -> P.ToolCall | None:
+    """Record one segment on its row; return the tool call to run, or None when the row is done."""
+    row.turns += 1
+    row.add(seg.tokens, model=True, lps=seg.logprobs, raw=seg.raw_logprobs)
+    ids = list(seg.tokens)
+    while ids and ids[-1] in eos:  # EOS ids are kept in the tokens but not in the parsed text
+        ids.pop()
+    text = clock.timed("tokenize", tokenizer.decode, ids)
+    row.text.append(text)
+    parsed = clock.timed("parse", P.parse_segment, text, names)
+    row.thoughts.extend(parsed.thoughts)
+    if seg.stop_reason in (BUDGET, LENGTH):
+        what = "turn" if cfg.max_turn_tokens and len(seg.tokens) >= cfg.max_turn_tokens else "total"
+        limit_n = cfg.max_turn_tokens if what == "turn" else limit
+        row.finish(OVERLENGTH, f"reached the {what} token limit ({limit_n})")
+        return None
+    if parsed.error is not None:
+        row.finish(FORMAT_ERROR, parsed.detail, parsed.error)
+        return None
+    if parsed.answer is not None:
+        row.answer = parsed.answer
+        row.finish(ANSWERED)
+        return None
+    if len(row.calls) >= cfg.max_tool_calls:
+        row.finish(OVERLENGTH, f"tool call {len(row.calls) + 1} exceeds max_tool_calls={cfg.max_tool_calls}")
+        return None
+    return parsed.call
+
+
+def summarize(trajs: Sequence[Trajectory], times: dict[str, float], turns: int, total_s: float) -> dict[str, float]:
+    """Flat metrics: statuses, format-error kinds, tool use, token counts, host vs device time."""
+    n = max(len(trajs), 1)
+    m: dict[str, float] = {"rollouts": float(len(trajs)), "turns": float(turns)}
+    for s in (ANSWERED, FORMAT_ERROR, OVERLENGTH):
+        m[f"status/{s}"] = sum(t.status == s for t in trajs) / n
+    for kind in P.FORMAT_ERRORS:
+        m[f"format_error/{kind}"] = sum(t.format_error == kind for t in trajs) / n
+    calls = [c for t in trajs for c in t.tool_calls]
+    per = np.array([t.num_tool_calls for t in trajs] or [0], np.float64)
+    m["tool_calls/mean"] = float(per.mean())
+    m["tool_calls/max"] = float(per.max())
+    m["tool_calls/total"] = float(len(calls))
+    m["tool_calls/failed"] = float(sum(not c.ok for c in calls))
+    for name in ("search", "visit"):
+        m[f"tool_calls/{name}"] = float(sum(c.name == name for c in calls))
+    lat = np.array([c.latency_s for c in calls] or [0.0], np.float64)
+    m["tool_latency/mean_s"] = float(lat.mean())
+    m["tool_latency/p50_s"] = float(np.median(lat))
+    m["tool_latency/max_s"] = float(lat.max())
+    m["tokens/model_mean"] = float(np.mean([t.num_model_tokens for t in trajs] or [0]))
+    m["tokens/host_mean"] = float(np.mean([t.num_host_tokens for t in trajs] or [0]))
+    m["tokens/total_mean"] = float(np.mean([len(t.tokens) for t in trajs] or [0]))
+    for k, v in times.items():
+        m[f"time/{k}_s"] = float(v)
+    m["time/total_s"] = float(total_s)
+    m["time/host_s"] = float(total_s - times.get("device", 0.0))
+    return m

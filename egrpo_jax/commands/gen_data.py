@@ -1,0 +1,111 @@
+"""`egrpo gen-data`: write questions (train/dev/test), the corpus and SFT demos, then a summary.
+
+  egrpo gen-data --world synthetic --out data_out/syn [--seed N] [--questions N] [--people N] ...
+  egrpo gen-data --world real --out data_out/real [--questions N] [--wiki-docs N]
+  egrpo gen-data --world fanoutqa --out data_out/fanoutqa      (questions only: test.jsonl)
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import statistics
+import time
+
+from egrpo_jax.data.io import write_corpus, write_questions
+from egrpo_jax.data.schema import QARecord
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--world", choices=("synthetic", "real", "fanoutqa"), default="synthetic")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--questions", type=int, default=None, help="number of questions (default: the world's)")
+    p.add_argument("--min-hops", type=int, default=None)
+    p.add_argument("--max-hops", type=int, default=None)
+    g = p.add_argument_group("synthetic world")
+    g.add_argument("--people", type=int, default=None)
+    g.add_argument("--orgs", type=int, default=None)
+    g.add_argument("--cities", type=int, default=None)
+    g.add_argument("--countries", type=int, default=None)
+    g.add_argument("--works", type=int, default=None)
+    g.add_argument("--fuzz-rate", type=float, default=None)
+    g.add_argument("--distractor-rate", type=float, default=None)
+    g.add_argument("--recovered-rate", type=float, default=0.15, help="fraction of demos with a recovered wrong turn")
+    g.add_argument("--wrong-rate", type=float, default=0.1, help="fraction of demos with a wrong final answer")
+    g.add_argument("--topk", type=int, default=None, help="search hits per query in demos (must match RL)")
+    g.add_argument("--snippet-chars", type=int, default=None, help="snippet length in demos (must match RL)")
+    r = p.add_argument_group("real world")
+    r.add_argument("--wiki-docs", type=int, default=None, help="Wikipedia summaries in the corpus (default all)")
+    r.add_argument("--min-city-population", type=int, default=None)
+
+
+def _overrides(args, mapping: dict[str, str]) -> dict:
+    return {field: getattr(args, arg) for arg, field in mapping.items() if getattr(args, arg) is not None}
+
+
+def summarize(splits: dict[str, list[QARecord]], extra: dict[str, object], seconds: float) -> str:
+    qs = [q for s in splits.values() for q in s]
+    hops = collections.Counter(q.metadata.get("hops") for q in qs)
+    ents = [len(q.entities) for q in qs]
+    lines = [
+        "questions: " + ", ".join(f"{k}={len(v)}" for k, v in splits.items()) + f" (total {len(qs)})",
+        "hops: " + ", ".join(f"{h}: {n}" for h, n in sorted(hops.items(), key=lambda x: (not isinstance(x[0], int), x[0] if isinstance(x[0], int) else 0))),
+        f"entities per question: mean {statistics.mean(ents):.2f}, min {min(ents)}, max {max(ents)}",
+        *[f"{k}: {v}" for k, v in extra.items()],
+        f"time: {seconds:.2f} s",
+    ]
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    t0 = time.perf_counter()
+    os.makedirs(args.out, exist_ok=True)
+    if args.world == "synthetic":
+        from egrpo_jax.data.synth.build import DEMO_TOOLS, build_synthetic
+        from egrpo_jax.data.synth.oracle import DemoConfig
+        from egrpo_jax.data.synth.world import WorldConfig
+        from egrpo_jax.tools.registry import ToolConfig
+
+        cfg = WorldConfig(seed=args.seed, **_overrides(args, {
+            "questions": "n_questions", "min_hops": "min_hops", "max_hops": "max_hops", "people": "n_people",
+            "orgs": "n_orgs", "cities": "n_cities", "countries": "n_countries", "works": "n_works",
+            "fuzz_rate": "fuzz_rate", "distractor_rate": "distractor_rate"}))
+        tools = ToolConfig(topk=args.topk or DEMO_TOOLS.topk, snippet_chars=args.snippet_chars or DEMO_TOOLS.snippet_chars)
+        data = build_synthetic(cfg, DemoConfig(args.recovered_rate, args.wrong_rate, seed=args.seed), tools)
+        paths = data.write(args.out)
+        kinds = collections.Counter(d["kind"] for d in data.demos)
+        extra = {
+            "entities": f"{len(data.world.nodes)} (+{len(data.world.distractors)} distractors)",
+            "corpus docs": len(data.corpus),
+            "sft demos": f"{len(data.demos)} " + str(dict(kinds)),
+            "demo tools": f"topk={tools.topk} snippet_chars={tools.snippet_chars}",
+        }
+        splits = data.splits
+    elif args.world == "real":
+        from egrpo_jax.data.real.build import RealConfig, build_real
+
+        cfg = RealConfig(seed=args.seed, **_overrides(args, {
+            "questions": "n_questions", "min_hops": "min_hops", "max_hops": "max_hops",
+            "wiki_docs": "wiki_docs", "min_city_population": "min_city_population"}))
+        data = build_real(cfg)
+        paths = {k: os.path.join(args.out, f"{k}.jsonl") for k in data.splits}
+        for k, v in data.splits.items():
+            write_questions(paths[k], v)
+        paths["corpus"] = os.path.join(args.out, "corpus.jsonl")
+        write_corpus(paths["corpus"], data.corpus)
+        splits = data.splits
+        extra = {"corpus docs": len(data.corpus), "dropped (hop not stated)": data.dropped,
+                 "sft demos": "none (the oracle demos are synthetic-only)"}
+    else:
+        from egrpo_jax.data.real.fanoutqa import load_fanoutqa
+
+        splits = {"test": load_fanoutqa()}
+        paths = {"test": os.path.join(args.out, "test.jsonl")}
+        write_questions(paths["test"], splits["test"])
+        extra = {"corpus": "none (FanOutQA ships no page text; bring a search backend)"}
+    print(summarize(splits, extra, time.perf_counter() - t0))
+    for k, p in paths.items():
+        print(f"wrote {k}: {p}")
+    return 0

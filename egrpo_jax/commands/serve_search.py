@@ -1,0 +1,35 @@
+"""`egrpo serve-search --index DIR`: serve a BM25 index over HTTP with the Search-R1 API (+ /visit)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", required=True, help="index folder built by `egrpo index` (or a corpus .jsonl)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: local only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--max-topk", type=int, default=100, help="largest topk a request may ask for")
+    p.add_argument("--max-queries", type=int, default=512, help="most queries in one /retrieve request")
+
+
+def run(args: argparse.Namespace) -> int:
+    from egrpo_jax.tools.registry import open_backend  # noqa: PLC0415
+    from egrpo_jax.tools.server import ServerLimits, make_server  # noqa: PLC0415
+
+    if args.index.startswith(("http://", "https://")):
+        raise SystemExit("serve-search: --index must be an index folder or a corpus .jsonl, not a url")
+    limits = ServerLimits(max_topk=args.max_topk, max_queries=args.max_queries,
+                          default_topk=min(10, args.max_topk))
+    backend = open_backend(args.index)
+    server = make_server(backend, args.host, args.port, limits)
+    host, port = server.server_address[:2]
+    print(f"serving {len(backend)} documents on http://{host}:{port} (POST /retrieve, POST /visit, GET /health)",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

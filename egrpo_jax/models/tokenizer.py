@@ -1,0 +1,294 @@
+"""Tokenizer wrapper: `tokenizers` (HF tokenizer.json, GGUF-embedded BPE) or sentencepiece `.model`.
+
+Same surface whatever the source: `encode` (never adds special tokens: callers decide), `decode`,
+`apply_chat_template` (the model's jinja template; ChatML when it has none), `eos_id`, `eos_ids`
+(every token that ends a turn), `pad_id`, `vocab_size`, `save(dir)`. No torch anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import tokenizers
+
+# ChatML, used when a tokenizer carries no template (e.g. a BPE trained by the project). Documented in
+# Tokenizer.apply_chat_template.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+# Tokens that end an assistant turn in the families we support; each counts as EOS when it exists as a
+# special token of the vocabulary.
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<|end|>", "</s>")
+
+
+class _HFBackend:
+    def __init__(self, tok: tokenizers.Tokenizer):
+        self.tok = tok
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool) -> str:
+        return self.tok.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self.tok.token_to_id(token)
+
+    def id_to_token(self, i: int) -> str | None:
+        return self.tok.id_to_token(i)
+
+    def vocab_size(self) -> int:
+        return self.tok.get_vocab_size(with_added_tokens=True)
+
+    def special_tokens(self) -> dict[str, int]:
+        return {t.content: i for i, t in self.tok.get_added_tokens_decoder().items() if t.special}
+
+    def save(self, out_dir: str) -> dict[str, Any]:
+        self.tok.save(os.path.join(out_dir, "tokenizer.json"))
+        return {"tokenizer_class": "PreTrainedTokenizerFast"}
+
+
+class _SPBackend:
+    """sentencepiece .model; control pieces written in the text (e.g. "</s>") are kept whole."""
+
+    def __init__(self, path: str):
+        import sentencepiece  # noqa: PLC0415
+
+        self.path = path
+        self.sp = sentencepiece.SentencePieceProcessor(model_file=path)
+        n = self.sp.get_piece_size()
+        self._special = {self.sp.id_to_piece(i): i for i in range(n) if self.sp.is_control(i)}
+        self._special.pop("", None)
+        keys = sorted(self._special, key=len, reverse=True)
+        self._split = re.compile("(" + "|".join(map(re.escape, keys)) + ")") if keys else None
+
+    def encode(self, text: str) -> list[int]:
+        if self._split is None:
+            return list(self.sp.encode(text))
+        out: list[int] = []
+        for part in self._split.split(text):
+            if part in self._special:
+                out.append(self._special[part])
+            elif part:
+                out.extend(self.sp.encode(part))
+        return out
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool) -> str:
+        out, run = [], []
+        inv = {v: k for k, v in self._special.items()}
+        for i in ids:
+            if int(i) in inv:
+                out.append(self.sp.decode(run))
+                run = []
+                if not skip_special_tokens:
+                    out.append(inv[int(i)])
+            else:
+                run.append(int(i))
+        out.append(self.sp.decode(run))
+        return "".join(out)
+
+    def token_to_id(self, token: str) -> int | None:
+        i = self.sp.piece_to_id(token)
+        return None if i == self.sp.unk_id() and token != self.sp.id_to_piece(i) else i
+
+    def id_to_token(self, i: int) -> str | None:
+        return self.sp.id_to_piece(int(i)) if 0 <= int(i) < self.sp.get_piece_size() else None
+
+    def vocab_size(self) -> int:
+        return self.sp.get_piece_size()
+
+    def special_tokens(self) -> dict[str, int]:
+        return dict(self._special)
+
+    def save(self, out_dir: str) -> dict[str, Any]:
+        shutil.copyfile(self.path, os.path.join(out_dir, "tokenizer.model"))
+        return {"tokenizer_class": "LlamaTokenizer"}
+
+
+def _token_text(value: Any) -> str | None:
+    """tokenizer_config.json writes special tokens as a string or {"content": ...}."""
+    if isinstance(value, dict):
+        return value.get("content")
+    return value if isinstance(value, str) else None
+
+
+class Tokenizer:
+    """Uniform tokenizer; build with from_pretrained / from_tokenizers / models.gguf_io."""
+
+    def __init__(self, backend, *, chat_template: str | None = None, eos: int | str | None = None,
+                 pad: int | str | None = None, bos: int | str | None = None, extra_eos: Iterable[int | str] = (),
+                 source: str = "<memory>"):
+        self._b = backend
+        self.source = source
+        self.chat_template = chat_template
+        self.has_chat_template = chat_template is not None
+        self.eos_id = self._resolve(eos, "eos")
+        self.bos_id = self._resolve(bos, "bos")
+        pad_id = self._resolve(pad, "pad")
+        self.pad_id = pad_id if pad_id is not None else self.eos_id
+        ids = [self.eos_id] if self.eos_id is not None else []
+        ids += [self._resolve(e, "eos") for e in extra_eos]
+        specials = backend.special_tokens()
+        ids += [specials[t] for t in END_OF_TURN_TOKENS if t in specials]
+        self.eos_ids: tuple[int, ...] = tuple(dict.fromkeys(i for i in ids if i is not None))
+        if self.eos_id is None and self.eos_ids:
+            self.eos_id = self.eos_ids[0]
+            self.pad_id = self.pad_id if self.pad_id is not None else self.eos_id
+
+    def _resolve(self, tok: int | str | None, what: str) -> int | None:
+        if tok is None:
+            return None
+        if isinstance(tok, int):
+            if not 0 <= tok < self.vocab_size:
+                raise ValueError(f"{self.source}: {what} token id {tok} is outside the vocabulary (size {self.vocab_size})")
+            return tok
+        i = self._b.token_to_id(tok)
+        if i is None:
+            raise ValueError(f"{self.source}: {what} token {tok!r} is not in the vocabulary")
+        return i
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_tokenizers(cls, tok: tokenizers.Tokenizer, *, chat_template: str | None = None,
+                        eos: int | str | None = None, pad: int | str | None = None, bos: int | str | None = None,
+                        extra_eos: Iterable[int | str] = ()) -> Tokenizer:
+        """Wrap a `tokenizers.Tokenizer` (e.g. a BPE the project trained)."""
+        return cls(_HFBackend(tok), chat_template=chat_template, eos=eos, pad=pad, bos=bos, extra_eos=extra_eos)
+
+    @classmethod
+    def from_sentencepiece(cls, path: str, *, chat_template: str | None = None) -> Tokenizer:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: file not found")
+        b = _SPBackend(path)
+        eos = b.sp.eos_id()
+        bos = b.sp.bos_id()
+        pad = b.sp.pad_id()
+        return cls(b, chat_template=chat_template, eos=eos if eos >= 0 else None, bos=bos if bos >= 0 else None,
+                   pad=pad if pad >= 0 else None, source=path)
+
+    @classmethod
+    def from_pretrained(cls, path: str) -> Tokenizer:
+        """An HF folder (tokenizer.json or tokenizer.model), a .gguf file, or a .model / tokenizer.json file."""
+        if path.endswith(".gguf"):
+            from egrpo_jax.models.gguf_tokenizer import tokenizer_from_gguf  # noqa: PLC0415
+
+            return tokenizer_from_gguf(path)
+        if os.path.isfile(path):
+            if path.endswith(".model"):
+                return cls.from_sentencepiece(path)
+            return cls(_HFBackend(tokenizers.Tokenizer.from_file(path)), source=path)
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"{path}: file not found")
+        return cls._from_folder(path)
+
+    @classmethod
+    def _from_folder(cls, folder: str) -> Tokenizer:
+        tj, sp = os.path.join(folder, "tokenizer.json"), os.path.join(folder, "tokenizer.model")
+        cfg = _read_json_opt(os.path.join(folder, "tokenizer_config.json"))
+        template = cfg.get("chat_template")
+        if isinstance(template, list):  # older format: [{"name": ..., "template": ...}]
+            named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+            template = named.get("default") or next(iter(named.values()), None)
+        jinja = os.path.join(folder, "chat_template.jinja")
+        if os.path.exists(jinja):
+            with open(jinja, encoding="utf-8") as f:
+                template = f.read()
+        if os.path.exists(tj):
+            try:
+                backend = _HFBackend(tokenizers.Tokenizer.from_file(tj))
+            except Exception as e:  # noqa: BLE001 - the library's message lacks the path
+                raise ValueError(f"{tj}: cannot parse tokenizer ({e})") from None
+            source = tj
+        elif os.path.exists(sp):
+            backend, source = _SPBackend(sp), sp
+        else:
+            raise FileNotFoundError(f"{tj}: file not found (nor tokenizer.model)")
+        gen = _read_json_opt(os.path.join(folder, "generation_config.json"))
+        model_cfg = _read_json_opt(os.path.join(folder, "config.json"))
+        extra = []
+        for d in (gen, model_cfg):
+            e = d.get("eos_token_id")
+            extra += e if isinstance(e, list) else ([e] if isinstance(e, int) else [])
+        eos = _token_text(cfg.get("eos_token"))
+        pad = _token_text(cfg.get("pad_token"))
+        bos = _token_text(cfg.get("bos_token"))
+        if isinstance(backend, _SPBackend):
+            eos = eos or (backend.sp.eos_id() if backend.sp.eos_id() >= 0 else None)
+            bos = bos or (backend.sp.bos_id() if backend.sp.bos_id() >= 0 else None)
+        return cls(backend, chat_template=template, eos=eos, pad=pad, bos=bos, extra_eos=extra, source=source)
+
+    # ------------------------------------------------------------------ the API
+
+    @property
+    def vocab_size(self) -> int:
+        return self._b.vocab_size()
+
+    @property
+    def backend(self):
+        """The underlying `tokenizers.Tokenizer` (or sentencepiece processor)."""
+        return getattr(self._b, "tok", None) or self._b.sp
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`; special tokens written in the text map to their ids; nothing is added."""
+        return self._b.encode(text)
+
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = False) -> str:
+        return self._b.decode([int(i) for i in ids], skip_special_tokens)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._b.token_to_id(token)
+
+    def id_to_token(self, i: int) -> str | None:
+        return self._b.id_to_token(i)
+
+    def special_tokens(self) -> dict[str, int]:
+        return self._b.special_tokens()
+
+    def apply_chat_template(self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True,
+                            **kwargs: Any) -> str:
+        """Render `messages` ([{"role", "content"}]) with the model's jinja template.
+
+        Without a template the ChatML format is used: "<|im_start|>{role}\\n{content}<|im_end|>\\n" per
+        message, then "<|im_start|>assistant\\n" when `add_generation_prompt`. Extra kwargs (tools,
+        enable_thinking, ...) are passed to the template.
+        """
+        from egrpo_jax.models.chat_template import render  # noqa: PLC0415
+
+        tok = {k: (self.id_to_token(v) if v is not None else None)
+               for k, v in (("bos_token", self.bos_id), ("eos_token", self.eos_id), ("pad_token", self.pad_id))}
+        return render(self.chat_template or CHATML_TEMPLATE, messages, add_generation_prompt=add_generation_prompt,
+                      **tok, **kwargs)
+
+    def save(self, out_dir: str) -> None:
+        """Write HF tokenizer files (tokenizer.json or tokenizer.model, tokenizer_config.json, chat_template.jinja)."""
+        os.makedirs(out_dir, exist_ok=True)
+        cfg = self._b.save(out_dir)
+        for key, i in (("eos_token", self.eos_id), ("pad_token", self.pad_id), ("bos_token", self.bos_id)):
+            cfg[key] = self.id_to_token(i) if i is not None else None
+        cfg.update(add_bos_token=False, add_eos_token=False, clean_up_tokenization_spaces=False)
+        with open(os.path.join(out_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+            json.dump(cfg, f, indent=2, ensure_ascii=False)
+        if self.chat_template is not None:
+            with open(os.path.join(out_dir, "chat_template.jinja"), "w", encoding="utf-8") as f:
+                f.write(self.chat_template)
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(vocab_size={self.vocab_size}, eos_ids={self.eos_ids}, pad_id={self.pad_id}, source={self.source!r})"
+
+
+def _read_json_opt(path: str) -> dict[str, Any]:
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+    return d if isinstance(d, dict) else {}

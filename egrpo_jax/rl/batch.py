@@ -1,0 +1,108 @@
+"""Trajectories -> right-padded NumPy training arrays with power-of-two bucketed shapes.
+
+Bucketing bounds the number of train-step compilations: the row count is the next power of two
+(at least `min_rows`, and a multiple of `row_multiple` so it splits into micro-batches and over
+the data axes) and the length the next power of two >= the longest trajectory (at least
+`min_len`). Padding rows and padding positions have mask 0, so they carry no loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def next_pow2(n: int) -> int:
+    return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
+
+
+def bucket_rows(n: int, row_multiple: int = 1, min_rows: int = 1) -> int:
+    rows = next_pow2(max(n, min_rows, 1))
+    return -(-rows // row_multiple) * row_multiple
+
+
+@dataclasses.dataclass
+class TrainBatch:
+    tokens: np.ndarray  # int32 [B, T]
+    mask: np.ndarray  # float32 [B, T]: 1 on model-written tokens that are trained on
+    old_logp: np.ndarray  # float32 [B, T]: sampler log-probs (0 off the mask)
+    advantages: np.ndarray  # float32 [B]
+    num_real: int  # rows 0..num_real-1 are trajectories, the rest padding
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.tokens.shape  # type: ignore[return-value]
+
+
+def pack_trajectories(
+    trajectories: Sequence,
+    advantages: Sequence[float] | None = None,
+    include: Sequence[bool] | None = None,
+    *,
+    row_multiple: int = 1,
+    min_rows: int = 1,
+    min_len: int = 16,
+    pad_id: int = 0,
+) -> TrainBatch:
+    """Pack agent.trajectory.Trajectory objects (token-in, token-out: the exact sampled ids).
+
+    `include[i] = False` keeps rollout i out of the loss (overlength, filtered groups): its row is
+    packed (shapes stay the same) with an all-zero mask. The old log-probs are the sampler's
+    temperature-1 `raw_logprobs` when present (the learner recomputes temperature-1 log-probs),
+    else `logprobs`.
+    """
+    n = len(trajectories)
+    if n == 0:
+        raise ValueError("pack_trajectories: no trajectories")
+    adv = np.zeros(n, np.float32) if advantages is None else np.asarray(advantages, np.float32)
+    inc = np.ones(n, bool) if include is None else np.asarray(include, bool)
+    if adv.shape != (n,) or inc.shape != (n,):
+        raise ValueError(f"pack_trajectories: {n} trajectories but advantages {adv.shape}, include {inc.shape}")
+    rows = bucket_rows(n, row_multiple, min_rows)
+    length = next_pow2(max(min_len, max(len(t.tokens) for t in trajectories)))
+    tokens = np.full((rows, length), pad_id, np.int32)
+    mask = np.zeros((rows, length), np.float32)
+    old = np.zeros((rows, length), np.float32)
+    for i, t in enumerate(trajectories):
+        k = len(t.tokens)
+        tokens[i, :k] = t.tokens
+        lp = t.raw_logprobs if len(t.raw_logprobs) == k else t.logprobs
+        m = np.asarray(t.loss_mask, np.float32)
+        if k and m[0] != 0:
+            raise ValueError(f"trajectory {t.question_id}: the first token cannot be a model token")
+        if inc[i]:
+            mask[i, :k] = m
+            old[i, :k] = np.where(m > 0, np.asarray(lp, np.float32), 0.0)
+    out_adv = np.zeros(rows, np.float32)
+    out_adv[:n] = adv
+    return TrainBatch(tokens, mask, old, out_adv, n)
+
+
+def pack_sequences(
+    tokens: Sequence[Sequence[int]],
+    masks: Sequence[Sequence[int]],
+    *,
+    row_multiple: int = 1,
+    min_rows: int = 1,
+    min_len: int = 16,
+    max_len: int | None = None,
+    pad_id: int = 0,
+) -> TrainBatch:
+    """Pack plain (tokens, mask) pairs, e.g. SFT demonstrations; sequences over max_len are cut."""
+    if not tokens:
+        raise ValueError("pack_sequences: no sequences")
+    seqs = [list(t)[:max_len] if max_len else list(t) for t in tokens]
+    ms = [list(m)[: len(s)] for m, s in zip(masks, seqs)]
+    rows = bucket_rows(len(seqs), row_multiple, min_rows)
+    length = next_pow2(max(min_len, max(len(s) for s in seqs)))
+    tok = np.full((rows, length), pad_id, np.int32)
+    mask = np.zeros((rows, length), np.float32)
+    for i, (s, m) in enumerate(zip(seqs, ms)):
+        if len(m) != len(s):
+            raise ValueError(f"pack_sequences: row {i} has {len(s)} tokens but {len(m)} mask entries")
+        tok[i, : len(s)] = s
+        mask[i, : len(s)] = m
+    mask[:, 0] = 0.0  # token 0 has no prediction
+    return TrainBatch(tok, mask, np.zeros_like(mask), np.zeros(rows, np.float32), len(seqs))

@@ -1,0 +1,235 @@
+"""The sharded train step: log-probs of the trajectories, loss, AdamW, gradient accumulation.
+
+One `jax.jit` step with the train state donated. The batch arrives as [M, b, T] (M
+micro-batches); a `lax.scan` accumulates gradients, loss and metric sums over them. Because the
+loss is a weighted token sum with weights normalised over the whole batch (rl.loss.token_weights),
+the accumulated gradient equals the full-batch gradient. A step whose gradient norm or loss is
+not finite leaves params and optimizer state untouched and increments `skipped`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx, struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from egrpo_jax.mesh import named_sharding
+from egrpo_jax.rl.batch import TrainBatch
+from egrpo_jax.rl.logprobs import token_logprobs
+from egrpo_jax.rl.loss import policy_loss_terms, sft_loss_terms, token_weights
+
+SCHEDULES = ("cosine", "constant")
+
+
+@struct.dataclass
+class TrainState:
+    params: Any  # nnx.State of the policy's nnx.Param variables
+    opt_state: Any
+    step: jax.Array  # int32: train steps taken (applied or skipped)
+    skipped: jax.Array  # int32: steps skipped for non-finite gradients
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimSettings:
+    lr: float = 1e-5
+    warmup_steps: int = 0
+    schedule: str = "constant"  # cosine | constant
+    total_steps: int = 1  # for the cosine decay
+    min_lr_ratio: float = 0.0  # cosine ends at lr * min_lr_ratio
+    clip_norm: float = 1.0  # 0 disables global-norm clipping
+    weight_decay: float = 0.0
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+
+
+def lr_schedule(o: OptimSettings) -> optax.Schedule:
+    if o.schedule not in SCHEDULES:
+        raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {o.schedule!r}")
+    warm = max(o.warmup_steps, 0)
+    if o.schedule == "cosine":
+        decay = optax.cosine_decay_schedule(o.lr, max(o.total_steps - warm, 1), alpha=o.min_lr_ratio)
+    else:
+        decay = optax.constant_schedule(o.lr)
+    if warm == 0:
+        return decay
+    return optax.join_schedules([optax.linear_schedule(0.0, o.lr, warm), decay], [warm])
+
+
+def make_optimizer(o: OptimSettings) -> optax.GradientTransformation:
+    """AdamW (decay on matrices only, not norms/biases) after optional global-norm clipping."""
+    parts = [optax.clip_by_global_norm(o.clip_norm)] if o.clip_norm > 0 else []
+    parts.append(
+        optax.adamw(
+            lr_schedule(o), b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay,
+            mask=lambda params: jax.tree.map(lambda x: x.ndim >= 2, params),
+        )
+    )
+    return optax.chain(*parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSettings:
+    kind: str = "rl"  # rl | sft
+    eps_low: float = 0.2
+    eps_high: float = 0.28
+    beta: float = 0.0
+    logprob_chunk: int = 0  # time chunk for the vocab projection (0 = all at once)
+
+
+def _leaf_sharding(x: jax.Array, mesh: Mesh) -> NamedSharding:
+    sh = getattr(x, "sharding", None)
+    if isinstance(sh, NamedSharding) and sh.mesh == mesh:
+        return sh
+    return NamedSharding(mesh, P())
+
+
+def _tree_add(a, b):
+    return jax.tree.map(jnp.add, a, b)
+
+
+class Learner:
+    """Owns the train state of an NNX policy and a jitted, donated, sharded train step.
+
+    `self.model` stays usable (e.g. by the sampling engine): after each step its variables are
+    pointed at the new parameters with `nnx.update`, no copy.
+    """
+
+    def __init__(
+        self,
+        model: nnx.Module,
+        mesh: Mesh,
+        optim: OptimSettings,
+        loss: LossSettings,
+        *,
+        microbatches: int = 1,
+    ):
+        if loss.kind not in ("rl", "sft"):
+            raise ValueError(f"loss kind must be 'rl' or 'sft', got {loss.kind!r}")
+        self.model, self.mesh, self.optim, self.loss, self.microbatches = model, mesh, optim, loss, microbatches
+        self.graphdef, params, self.rest = nnx.split(model, nnx.Param, ...)
+        self.tx = make_optimizer(optim)
+        opt_state = jax.jit(self.tx.init)(params)
+        state = TrainState(params, opt_state, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+        # Pin every leaf to a NamedSharding on the mesh and make the step keep them: otherwise
+        # the second call sees different input shardings than the first and recompiles.
+        self.state_shardings = jax.tree.map(lambda x: _leaf_sharding(x, mesh), state)
+        self.state = jax.device_put(state, self.state_shardings)
+        self.ref_params = None
+        if loss.kind == "rl" and loss.beta > 0:
+            # frozen reference = the initial policy; only materialised when the KL term is on
+            self.ref_params = jax.tree.map(jnp.copy, params)
+        self._step = jax.jit(self._step_fn, donate_argnums=(0,), out_shardings=(self.state_shardings, None))
+        self._ref_logp = jax.jit(self._ref_logp_fn)
+        self.compiled_shapes: set[tuple[int, ...]] = set()
+
+    # ---- pure functions (traced) -------------------------------------------------------------
+    def _mb_loss(self, params, mb):
+        model = nnx.merge(self.graphdef, params, self.rest)
+        logp, ent = token_logprobs(model, mb["tokens"], self.loss.logprob_chunk)
+        w = mb["weights"]
+        if self.loss.kind == "sft":
+            loss, sums = sft_loss_terms(logp, w)
+        else:
+            loss, sums = policy_loss_terms(
+                logp, mb["old_logp"], mb["advantages"], w, eps_low=self.loss.eps_low,
+                eps_high=self.loss.eps_high, beta=self.loss.beta, ref_logp=mb.get("ref_logp"),
+            )
+        sums["entropy"] = jnp.sum((w > 0) * ent)
+        return loss, sums
+
+    def _step_fn(self, state: TrainState, batch: dict[str, jax.Array]):
+        grad_fn = jax.value_and_grad(self._mb_loss, has_aux=True)
+        first = jax.tree.map(lambda x: x[0], batch)
+        zeros_g = jax.tree.map(jnp.zeros_like, state.params)
+        _, sums_shape = jax.eval_shape(self._mb_loss, state.params, first)
+        zeros_s = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape)
+
+        def body(carry, mb):
+            g_acc, l_acc, s_acc = carry
+            (l, s), g = grad_fn(state.params, mb)
+            return (_tree_add(g_acc, g), l_acc + l, _tree_add(s_acc, s)), None
+
+        (grads, loss, sums), _ = jax.lax.scan(body, (zeros_g, jnp.zeros((), jnp.float32), zeros_s), batch)
+        gnorm = optax.tree.norm(grads)
+        finite = jnp.isfinite(gnorm) & jnp.isfinite(loss)
+
+        def apply(_):
+            updates, opt = self.tx.update(grads, state.opt_state, state.params)
+            return optax.apply_updates(state.params, updates), opt
+
+        params, opt = jax.lax.cond(finite, apply, lambda _: (state.params, state.opt_state), None)
+        new = TrainState(params, opt, state.step + 1, state.skipped + (~finite).astype(jnp.int32))
+        metrics = dict(sums, loss=loss, grad_norm=gnorm, finite=finite)
+        return new, metrics
+
+    def _ref_logp_fn(self, ref_params, tokens):
+        model = nnx.merge(self.graphdef, ref_params, self.rest)
+        return jax.lax.map(lambda t: token_logprobs(model, t, self.loss.logprob_chunk)[0], tokens)
+
+    # ---- host side ---------------------------------------------------------------------------
+    def device_batch(self, batch: TrainBatch, weights: np.ndarray) -> dict[str, jax.Array]:
+        """[B, T] host arrays -> [M, B/M, T] global arrays sharded over the data axes."""
+        m = self.microbatches
+        b, t = batch.tokens.shape
+        if b % m:
+            raise ValueError(f"batch rows {b} not divisible by optim.microbatches {m}")
+        host = {
+            "tokens": batch.tokens, "weights": weights, "old_logp": batch.old_logp,
+            "advantages": batch.advantages,
+        }
+        out = {}
+        for k, v in host.items():
+            v = np.asarray(v).reshape((m, b // m) + v.shape[1:])
+            axes = (None, "batch") + (None,) * (v.ndim - 2)
+            out[k] = jax.device_put(v, named_sharding(axes, v.shape, self.mesh))
+        return out
+
+    def row_multiple(self) -> int:
+        """Rows per batch must be a multiple of this (micro-batches x data-parallel size)."""
+        return self.microbatches * self.mesh.shape["data"] * self.mesh.shape["fsdp"]
+
+    def train_step(self, batch: TrainBatch, aggregation: str = "seq_mean", dr_grpo_norm: float = 1.0) -> dict:
+        """One update on `batch`; returns host metrics (means over trained tokens)."""
+        agg = "token_mean" if self.loss.kind == "sft" else aggregation
+        weights = np.asarray(token_weights(batch.mask, agg, dr_grpo_norm), np.float32)
+        dev = self.device_batch(batch, weights)
+        if self.ref_params is not None:
+            dev["ref_logp"] = self._ref_logp(self.ref_params, dev["tokens"])
+        self.compiled_shapes.add(batch.tokens.shape)
+        with jax.set_mesh(self.mesh):
+            self.state, metrics = self._step(self.state, dev)
+        nnx.update(self.model, self.state.params)
+        return summarize(jax.device_get(metrics))
+
+    def set_state(self, state: TrainState) -> None:
+        self.state = jax.device_put(state, self.state_shardings)
+        nnx.update(self.model, state.params)
+
+    @property
+    def step(self) -> int:
+        return int(self.state.step)
+
+
+def summarize(m: dict) -> dict[str, float]:
+    """Metric sums -> means over the trained tokens."""
+    n = max(float(m["tokens"]), 1.0)
+    out = {"loss": float(m["loss"]), "grad_norm": float(m["grad_norm"]), "skipped": float(not m["finite"]),
+           "trained_tokens": float(m["tokens"]), "entropy": float(m["entropy"]) / n}
+    for k in ("clip_low", "clip_high", "kl_sampler", "kl_ref", "ratio", "nll"):
+        if k in m:
+            out[k] = float(m[k]) / n
+    return out
+
+
+def new_train_state(model: nnx.Module, tx: optax.GradientTransformation) -> TrainState:
+    """A fresh train state (used to build the restore target of a checkpoint)."""
+    _, params, _ = nnx.split(model, nnx.Param, ...)
+    return TrainState(params, jax.jit(tx.init)(params), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+

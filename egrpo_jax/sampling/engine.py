@@ -1,0 +1,461 @@
+"""The rollout engine: jit-compiled decode segments over one persistent, sharded KV cache.
+
+Row state. Each row holds a token sequence s_0..s_{n-1}. The cache holds K/V of s_0..s_{n-2};
+the last token s_{n-1} is *pending*: the next decode step feeds it at position n-1 and samples
+s_n from its logits. So prefill writes a prompt minus its last token, `extend(tokens)` writes
+[pending] + tokens[:-1] and makes tokens[-1] pending, and no step ever needs stored logits.
+
+Shapes that reach jit are bucketed (powers of two): the chunk length of writes, the per-segment
+output buffer, the number of rows decoded together (live rows are compacted into a smaller
+bucket when half of them have finished, on meshes whose batch axis is not sharded) and the KV
+window (attention reads only the first `window` cache slots, the bucket of the furthest
+position the call can reach). Every executable is compiled ahead of time once per bucket key
+and counted in `compile_count` / `compile_seconds`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from egrpo_jax.mesh import single_device_mesh
+from egrpo_jax.models.kv_cache import KVCache, cache_sharding, init_cache
+from egrpo_jax.sampling import sampling as smp
+from egrpo_jax.sampling.api import BUDGET, EOS, LENGTH, STOP, SamplingParams, Segment
+
+# Compiled executables, keyed by (model config, bucket key, argument signature).
+_EXECUTABLES: dict[tuple, object] = {}
+
+# Stop-reason codes inside the jitted loop (0 = still running).
+_REASONS = {1: STOP, 2: EOS, 3: LENGTH, 4: BUDGET}
+
+
+def bucket(n: int, minimum: int = 1) -> int:
+    """The smallest power of two >= max(n, minimum)."""
+    n = max(int(n), int(minimum), 1)
+    return 1 << (n - 1).bit_length()
+
+
+def _model_mesh(model) -> Mesh | None:
+    for leaf in jax.tree.leaves(nnx.state(model)):
+        sh = getattr(leaf, "sharding", None)
+        if isinstance(sh, NamedSharding):
+            return sh.mesh
+    return None
+
+
+def _window(cache: KVCache, window: int) -> KVCache:
+    if window == cache.max_len:
+        return cache
+    return KVCache(k=cache.k[:, :, :window], v=cache.v[:, :, :window])
+
+
+def _unwindow(full: KVCache, small: KVCache) -> KVCache:
+    if small.max_len == full.max_len:
+        return small
+    zero = (0,) * full.k.ndim
+    return KVCache(
+        k=jax.lax.dynamic_update_slice(full.k, small.k, zero),
+        v=jax.lax.dynamic_update_slice(full.v, small.v, zero),
+    )
+
+
+class Engine:
+    """A batch of `num_rows` independent rows over one KV cache (implements RolloutEngine)."""
+
+    def __init__(
+        self,
+        model,
+        *,
+        num_rows: int,
+        max_len: int,
+        sampling: SamplingParams = SamplingParams(),
+        stop_sequences: Sequence[Sequence[int]] = (),
+        eos_ids: Sequence[int] = (),
+        mesh: Mesh | None = None,
+        cache_dtype: str | None = None,
+        pad_id: int = 0,
+        prefill_chunk: int = 512,
+        compact: bool | None = None,
+        min_rows_bucket: int = 8,
+        min_window: int = 128,
+    ):
+        cfg = model.cfg
+        if num_rows < 1:
+            raise ValueError(f"engine.num_rows must be >= 1, got {num_rows}")
+        if max_len < 2:
+            raise ValueError(f"engine.max_len must be >= 2, got {max_len}")
+        if prefill_chunk < 1 or prefill_chunk & (prefill_chunk - 1):
+            raise ValueError(f"engine.prefill_chunk must be a power of two, got {prefill_chunk}")
+        if not isinstance(sampling, SamplingParams):
+            raise TypeError(f"engine.sampling must be a SamplingParams, got {type(sampling).__name__}")
+        self.model = model
+        self.cfg = cfg
+        self.num_rows = int(num_rows)
+        self.max_len = int(max_len)
+        self.sampling = sampling
+        self.pad_id = int(pad_id)
+        self.prefill_chunk = int(prefill_chunk)
+        self.min_rows_bucket = int(min_rows_bucket)
+        self.min_window = int(min_window)
+        self.mesh = mesh or _model_mesh(model) or single_device_mesh()
+        if compact is None:
+            # Moving cache rows between batch shards costs communication: compact only when the
+            # batch axis lives on one device (single chip, or pure tensor parallelism).
+            compact = self.mesh.shape["data"] * self.mesh.shape["fsdp"] == 1
+        self.compact = bool(compact)
+
+        self.stop_sequences = [self._check_ids(s, f"engine.stop_sequences[{i}]") for i, s in enumerate(stop_sequences)]
+        for i, s in enumerate(self.stop_sequences):
+            if not s:
+                raise ValueError(f"engine.stop_sequences[{i}] is empty")
+        self.eos_ids = self._check_ids(eos_ids, "engine.eos_ids")
+        # Right-aligned stop table, padded to bucketed shapes so engines share executables:
+        # -1 = "no token here" (matches anything), a row of -2 never matches (token ids >= 0).
+        width = bucket(max([len(s) for s in self.stop_sequences], default=1), 8)
+        table = np.full((bucket(len(self.stop_sequences), 4), width), -2, np.int32)
+        for i, s in enumerate(self.stop_sequences):
+            table[i] = -1
+            table[i, width - len(s):] = s
+        self._stop_table = table
+        self._stop_width = width
+        self._eos = np.full(bucket(len(self.eos_ids), 4), -1, np.int32)  # -1 never matches
+        self._eos[: len(self.eos_ids)] = self.eos_ids
+
+        self._cache_sh = cache_sharding(cfg, self.num_rows, self.max_len, self.mesh)
+        self._repl = NamedSharding(self.mesh, P())
+        self.cache = init_cache(cfg, self.num_rows, self.max_len, cache_dtype, self.mesh)
+        self._graphdef = nnx.graphdef(model)
+        self._state = None
+        self._len = np.zeros(self.num_rows, np.int64)
+        self._pending = np.zeros(self.num_rows, np.int32)
+        self._live = np.zeros(self.num_rows, bool)
+        self._seed = 0
+        self._used: set[tuple] = set()
+        self.compile_count = 0  # compilations this engine caused (executables are shared)
+        self.compile_seconds = 0.0
+
+    # ------------------------------------------------------------------ public API
+    def compile_keys(self) -> list[tuple]:
+        """The bucket keys of every executable this engine has run (its fixed compile set)."""
+        return sorted(self._used, key=str)
+
+    def lengths(self) -> np.ndarray:
+        return self._len.astype(np.int32)
+
+    def live(self) -> np.ndarray:
+        return self._live.copy()
+
+    def start(self, prompts: Sequence[Sequence[int]], *, seed: int = 0) -> None:
+        """Prefill rows 0..len(prompts)-1 with their prompts; other rows start done.
+
+        Snapshots the model's current parameters, so a policy updated in place between rollouts
+        is picked up here.
+        """
+        if not 1 <= len(prompts) <= self.num_rows:
+            raise ValueError(f"start: got {len(prompts)} prompts for an engine of {self.num_rows} rows")
+        seqs = []
+        for i, p in enumerate(prompts):
+            ids = self._check_ids(p, f"start: prompts[{i}]")
+            if not ids:
+                raise ValueError(f"start: prompts[{i}] is empty")
+            if len(ids) > self.max_len:
+                raise ValueError(f"start: prompts[{i}] has {len(ids)} tokens > max_len {self.max_len}")
+            seqs.append(ids)
+        self._state = nnx.state(self.model)
+        self._seed = int(seed)
+        self._len[:] = 0
+        self._live[:] = False
+        self._pending[:] = self.pad_id
+        writes = {}
+        for r, ids in enumerate(seqs):
+            self._len[r] = len(ids)
+            self._pending[r] = ids[-1]
+            self._live[r] = True
+            if len(ids) > 1:
+                writes[r] = (0, ids[:-1])
+        self._write(writes)
+
+    def extend(self, rows: Sequence[int], tokens: Sequence[Sequence[int]]) -> None:
+        """Append host tokens to each given row at its own position (one chunked write)."""
+        self._require_started("extend")
+        if len(rows) != len(tokens):
+            raise ValueError(f"extend: {len(rows)} rows but {len(tokens)} token lists")
+        if len(set(int(r) for r in rows)) != len(rows):
+            raise ValueError(f"extend: duplicate rows in {list(rows)}")
+        writes, last = {}, {}
+        for r, t in zip(rows, tokens):
+            r = self._check_row(r, "extend")
+            ids = self._check_ids(t, f"extend: tokens for row {r}")
+            if not ids:
+                continue
+            if not self._live[r]:
+                raise ValueError(f"extend: row {r} is done")
+            if self._len[r] + len(ids) > self.max_len:
+                raise ValueError(
+                    f"extend: row {r} holds {self._len[r]} tokens; +{len(ids)} exceeds max_len {self.max_len}"
+                )
+            writes[r] = (int(self._len[r]) - 1, [int(self._pending[r])] + ids[:-1])
+            last[r] = ids[-1]
+        self._write(writes)
+        for r, (_, seq) in writes.items():
+            self._pending[r] = last[r]
+            self._len[r] += len(seq)
+
+    def mark_done(self, rows: Sequence[int]) -> None:
+        for r in rows:
+            self._live[self._check_row(r, "mark_done")] = False
+
+    def decode_segment(self, max_new_tokens: int | Sequence[int]) -> list[Segment | None]:
+        """Decode all live rows until stop sequence / EOS / budget / cache end (see RolloutEngine)."""
+        self._require_started("decode_segment")
+        if isinstance(max_new_tokens, (int, np.integer)):
+            budget = np.full(self.num_rows, int(max_new_tokens), np.int64)
+        else:
+            budget = np.asarray(list(max_new_tokens), np.int64)
+            if budget.shape != (self.num_rows,):
+                raise ValueError(
+                    f"decode_segment: max_new_tokens has {budget.size} entries, expected {self.num_rows}"
+                )
+        if (budget < 0).any():
+            raise ValueError(f"decode_segment: max_new_tokens must be >= 0, got {budget.min()}")
+
+        out: list[Segment | None] = [None] * self.num_rows
+        toks: dict[int, list] = {}
+        lps: dict[int, list] = {}
+        raws: dict[int, list] = {}
+        active = []
+        for r in range(self.num_rows):
+            if not self._live[r]:
+                continue
+            if self._len[r] >= self.max_len:
+                out[r] = Segment([], [], [], LENGTH)
+            elif budget[r] == 0:
+                out[r] = Segment([], [], [], BUDGET)
+            else:
+                active.append(r)
+                toks[r], lps[r], raws[r] = [], [], []
+        if not active:
+            return out
+
+        produced = np.zeros(self.num_rows, np.int64)
+        stop_win = np.full((self.num_rows, self._stop_width), -1, np.int32)
+        tb = bucket(int(budget[active].max()), 16)
+        while active:
+            rows, live = self._rows_for(active)
+            rem = np.where(live, budget[rows] - produced[rows], 0)
+            reach = self._len[rows] + np.minimum(rem, self.max_len - self._len[rows]) - 1
+            window = min(self.max_len, bucket(int(reach[live].max()), self.min_window))
+            res = self._run_decode(rows, live, rem, stop_win[rows], tb, window)
+            o_tok, o_lp, o_raw, count, reason, stop_idx, win, pending = res
+            still = []
+            for i in np.flatnonzero(live):
+                r = int(rows[i])
+                c = int(count[i])
+                toks[r].extend(o_tok[i, :c].tolist())
+                lps[r].extend(o_lp[i, :c].tolist())
+                raws[r].extend(o_raw[i, :c].tolist())
+                produced[r] += c
+                self._len[r] += c
+                self._pending[r] = pending[i]
+                stop_win[r] = win[i]
+                code = int(reason[i])
+                if code:
+                    idx = int(stop_idx[i]) if code == 1 else -1
+                    out[r] = Segment(toks[r], lps[r], raws[r], _REASONS[code], idx)
+                else:
+                    still.append(r)
+            active = still
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _require_started(self, what: str) -> None:
+        if self._state is None:
+            raise RuntimeError(f"{what}: call start(prompts) first")
+
+    def _check_row(self, r, what: str) -> int:
+        r = int(r)
+        if not 0 <= r < self.num_rows:
+            raise ValueError(f"{what}: row {r} out of range [0, {self.num_rows})")
+        return r
+
+    def _check_ids(self, ids, what: str) -> list[int]:
+        arr = np.asarray(list(ids))
+        if arr.size == 0:
+            return []
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{what}: expected a flat list of int token ids, got dtype {arr.dtype} shape {arr.shape}")
+        bad = arr[(arr < 0) | (arr >= self.cfg.vocab_size)]
+        if bad.size:
+            raise ValueError(f"{what}: token id {int(bad[0])} outside [0, {self.cfg.vocab_size})")
+        return [int(x) for x in arr]
+
+    def _rows_for(self, active: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Global row indices for one decode call and which of them decode.
+
+        All rows in order when the bucket is the whole batch (no gather needed); otherwise the
+        active rows then distinct finished rows as filler (they are parked, so their cache rows
+        are written back unchanged).
+        """
+        size = bucket(len(active), self.min_rows_bucket) if self.compact else self.num_rows
+        if size >= self.num_rows:
+            live = np.zeros(self.num_rows, bool)
+            live[active] = True
+            return np.arange(self.num_rows, dtype=np.int32), live
+        chosen = set(active)
+        filler = [r for r in range(self.num_rows) if r not in chosen][: size - len(active)]
+        live = np.arange(size) < len(active)
+        return np.asarray(active + filler, np.int32), live
+
+    def _put(self, x) -> jax.Array:
+        return jax.device_put(np.asarray(x), self._repl)
+
+    def _call(self, key: tuple, make_fn, args: tuple):
+        """Run the executable for (key, argument signature), compiling it ahead of time once.
+
+        Executables live in a process-wide table, so engines over the same model config share
+        them (a train and an eval engine, or successive tests); `compile_count` counts the
+        compilations this engine caused.
+        """
+        leaves, tree = jax.tree.flatten(args)
+        sig = (repr(self.cfg), key, tree, tuple((x.shape, x.dtype, x.sharding) for x in leaves))
+        exe = _EXECUTABLES.get(sig)
+        if exe is None:
+            t0 = time.perf_counter()
+            out_sh = (KVCache(k=self._cache_sh, v=self._cache_sh), self._repl)
+            if key[0] == "write":
+                out_sh = out_sh[0]
+            exe = jax.jit(make_fn(), donate_argnums=(1,), out_shardings=out_sh).lower(*args).compile()
+            self.compile_seconds += time.perf_counter() - t0
+            self.compile_count += 1
+            _EXECUTABLES[sig] = exe
+        self._used.add(key)
+        return exe(*args)
+
+    def _write(self, writes: dict[int, tuple[int, list[int]]]) -> None:
+        """Write token runs {row: (first position, ids)} into the cache, chunk by chunk."""
+        if not writes:
+            return
+        longest = max(len(ids) for _, ids in writes.values())
+        chunk = min(bucket(longest, 16), self.prefill_chunk)
+        n_chunks = -(-longest // chunk)
+        tok = np.full((self.num_rows, n_chunks * chunk), self.pad_id, np.int32)
+        pos = np.full((self.num_rows, n_chunks * chunk), self.max_len, np.int32)
+        for r, (p0, ids) in writes.items():
+            tok[r, : len(ids)] = ids
+            pos[r, : len(ids)] = np.arange(p0, p0 + len(ids))
+        for c in range(n_chunks):
+            ct, cp = tok[:, c * chunk:(c + 1) * chunk], pos[:, c * chunk:(c + 1) * chunk]
+            written = cp[cp < self.max_len]
+            if written.size == 0:
+                continue
+            window = min(self.max_len, bucket(int(written.max()) + 1, self.min_window))
+            key = ("write", chunk, window)
+            args = (self._state, self.cache, self._put(ct), self._put(cp))
+            self.cache = self._call(key, lambda: self._write_fn(window), args)
+
+    def _write_fn(self, window: int):
+        graphdef = self._graphdef
+
+        def fn(state, cache, tokens, positions):
+            model = nnx.merge(graphdef, state)
+            small = _window(cache, window)
+            positions = jnp.minimum(positions, window)  # padding parks at `window`: dropped
+            _, small = model.hidden(tokens, positions, cache=small)
+            return _unwindow(cache, small)
+
+        return fn
+
+    def _run_decode(self, rows, live, rem, stop_win, tb: int, window: int):
+        min_live = len(rows) // 2 if self.compact and len(rows) > self.min_rows_bucket else 0
+        key = ("decode", len(rows), tb, window, min_live, self.sampling, self.pad_id)
+        args = (
+            self._state,
+            self.cache,
+            self._put(rows.astype(np.int32)),
+            self._put(np.int32(self._seed)),
+            self._put(self._pending[rows].astype(np.int32)),
+            self._put((self._len[rows] - 1).astype(np.int32)),
+            self._put(live),
+            self._put(rem.astype(np.int32)),
+            self._put(stop_win.astype(np.int32)),
+            self._put(self._stop_table),
+            self._put(self._eos),
+        )
+        self.cache, outs = self._call(key, lambda: self._decode_fn(len(rows), tb, window, min_live), args)
+        return jax.device_get(outs)
+
+    def _decode_fn(self, n_rows: int, tb: int, window: int, min_live: int):
+        graphdef = self._graphdef
+        params = self.sampling
+        full_rows = n_rows == self.num_rows  # rows are then 0..num_rows-1 in order
+        max_len = self.max_len
+        pad = self.pad_id
+
+        def fn(state, cache, rows, seed, pending, pos, live, rem, stop_win, stop_table, eos):
+            model = nnx.merge(graphdef, state)
+            if full_rows:
+                small = _window(cache, window)
+            else:
+                small = KVCache(k=cache.k[:, rows, :window], v=cache.v[:, rows, :window])
+            b = n_rows
+            zeros_i = jnp.zeros((b, tb), jnp.int32)
+            zeros_f = jnp.zeros((b, tb), jnp.float32)
+            init = dict(
+                step=jnp.int32(0), cache=small, pending=pending, pos=pos, live=live,
+                count=jnp.zeros(b, jnp.int32), reason=jnp.zeros(b, jnp.int32),
+                stop_idx=jnp.full(b, -1, jnp.int32), win=stop_win,
+                tok=zeros_i, lp=zeros_f, raw=zeros_f,
+            )
+
+            def cond(c):
+                return (c["step"] < tb) & (jnp.sum(c["live"]) > min_live)
+
+            def body(c):
+                live = c["live"]
+                qpos = jnp.where(live, c["pos"], window)  # finished rows write nowhere
+                logits, kv = model(c["pending"][:, None], qpos[:, None], cache=c["cache"])
+                keys = smp.row_keys(seed, rows, c["pos"] + 1)
+                tok, lp, raw = smp.sample(logits[:, 0], keys, params)
+                tok = jnp.where(live, tok, pad)
+                win = jnp.where(live[:, None], jnp.concatenate([c["win"][:, 1:], tok[:, None]], 1), c["win"])
+                count = c["count"] + live.astype(jnp.int32)
+                hit = jnp.all((win[:, None, :] == stop_table[None]) | (stop_table[None] == -1), -1)
+                stop_any = jnp.any(hit, -1)
+                first = jnp.argmax(hit, -1).astype(jnp.int32)
+                is_eos = jnp.any(tok[:, None] == eos[None], -1)
+                new_len = c["pos"] + 2
+                code = jnp.where(
+                    stop_any, 1,
+                    jnp.where(is_eos, 2, jnp.where(new_len >= max_len, 3, jnp.where(count >= rem, 4, 0))),
+                )
+                code = jnp.where(live, code, 0)
+                step = c["step"]
+                return dict(
+                    step=step + 1, cache=kv,
+                    pending=jnp.where(live, tok, c["pending"]),
+                    pos=jnp.where(live, c["pos"] + 1, c["pos"]),
+                    live=live & (code == 0), count=count,
+                    reason=jnp.where(code > 0, code, c["reason"]),
+                    stop_idx=jnp.where(code == 1, first, c["stop_idx"]),
+                    win=win,
+                    tok=c["tok"].at[:, step].set(tok),
+                    lp=c["lp"].at[:, step].set(jnp.where(live, lp, 0.0)),
+                    raw=c["raw"].at[:, step].set(jnp.where(live, raw, 0.0)),
+                )
+
+            c = jax.lax.while_loop(cond, body, init)
+            if full_rows:
+                cache = _unwindow(cache, c["cache"])
+            else:
+                kv = c["cache"]
+                cache = KVCache(k=cache.k.at[:, rows, :window].set(kv.k), v=cache.v.at[:, rows, :window].set(kv.v))
+            return cache, (c["tok"], c["lp"], c["raw"], c["count"], c["reason"], c["stop_idx"], c["win"], c["pending"])
+
+        return fn

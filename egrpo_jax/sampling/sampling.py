@@ -1,0 +1,66 @@
+"""Token sampling: support filters (top-k, top-p), per-row seeded keys, log-probs.
+
+Everything here is a pure function of float32 logits [B, V]; the engine calls it inside its
+jitted decode loop. Randomness never depends on device layout: each row's key is the run's seed
+folded with the row's index and the absolute position of the token being sampled, so the same
+seed gives the same tokens on any mesh and after any mix of extend / decode calls.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from egrpo_jax.sampling.api import SamplingParams
+
+
+def filter_logits(logits: jax.Array, *, top_k: int = 0, top_p: float = 1.0) -> jax.Array:
+    """Set logits outside the top-k and nucleus (top-p) support to -inf.
+
+    top_k = 0 and top_p = 1 leave the logits unchanged. Top-p keeps the smallest set of the most
+    likely tokens whose probability (after top-k) reaches top_p; the most likely token is always
+    kept. Tokens tied with the last kept value are kept too (the support is a threshold).
+    """
+    vocab = logits.shape[-1]
+    neg = jnp.asarray(-jnp.inf, logits.dtype)
+    # Descending values that top-p needs; top-k narrows them first so we sort k, not V.
+    if 0 < top_k < vocab:
+        top_vals = jax.lax.top_k(logits, top_k)[0]  # [..., k] descending
+        logits = jnp.where(logits >= top_vals[..., -1:], logits, neg)
+    elif top_p < 1.0:
+        top_vals = -jnp.sort(-logits, axis=-1)
+    if top_p < 1.0:
+        probs = jax.nn.softmax(top_vals, axis=-1)
+        mass_before = jnp.cumsum(probs, axis=-1) - probs
+        n_keep = jnp.sum(mass_before < top_p, axis=-1, keepdims=True)  # >= 1
+        thresh = jnp.take_along_axis(top_vals, n_keep - 1, axis=-1)
+        logits = jnp.where(logits >= thresh, logits, neg)
+    return logits
+
+
+def row_keys(seed: jax.Array, rows: jax.Array, positions: jax.Array) -> jax.Array:
+    """One PRNG key per row from (seed, global row index, absolute token position)."""
+    base = jax.random.key(seed)
+    return jax.vmap(lambda r, p: jax.random.fold_in(jax.random.fold_in(base, r), p))(rows, positions)
+
+
+def sample(
+    logits: jax.Array, keys: jax.Array, params: SamplingParams
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Sample one token per row. logits float32 [B, V], keys [B].
+
+    Returns (tokens int32 [B], logprob under the distribution sampled from [B],
+    raw model log-prob at temperature 1 [B]). Greedy (temperature 0) samples from a point mass,
+    so its sampling log-prob is 0.
+    """
+    logits = logits.astype(jnp.float32)
+    raw = jax.nn.log_softmax(logits, axis=-1)
+    if params.temperature == 0.0:
+        tokens = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        lp = jnp.zeros(tokens.shape, jnp.float32)
+    else:
+        scaled = filter_logits(logits / params.temperature, top_k=params.top_k, top_p=params.top_p)
+        tokens = jax.vmap(jax.random.categorical)(keys, scaled).astype(jnp.int32)
+        lp = jnp.take_along_axis(jax.nn.log_softmax(scaled, axis=-1), tokens[:, None], axis=-1)[:, 0]
+    raw_lp = jnp.take_along_axis(raw, tokens[:, None], axis=-1)[:, 0]
+    return tokens, lp, raw_lp

@@ -1,0 +1,144 @@
+"""In-process BM25 search backend (bm25s), built once, saved to a folder, loaded fast.
+
+Index folder layout:
+  meta.json    {"format": 1, "num_docs", "stemmer", "stopwords", "k1", "b"}
+  docs.jsonl   the corpus documents in index order ({"id", "title", "text", "url"?})
+  bm25/        the bm25s sparse matrix + vocabulary
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from egrpo_jax.data.io import load_corpus, write_corpus
+from egrpo_jax.data.schema import Document
+from egrpo_jax.tools.base import Hit
+
+FORMAT = 1
+
+
+def _stemmer(language: str | None):
+    if not language:
+        return None
+    import Stemmer  # noqa: PLC0415 - PyStemmer, only needed with stemming
+
+    return Stemmer.Stemmer(language)
+
+
+class Bm25Index:
+    """SearchBackend over a bm25s index. Thread-safe for concurrent searches."""
+
+    def __init__(self, retriever, docs: list[Document], *, stemmer: str | None, stopwords: str | None):
+        self._retriever = retriever
+        self.docs = docs
+        self.stemmer_name, self.stopwords = stemmer, stopwords
+        self._stem = _stemmer(stemmer)
+        self._by_key: dict[str, int] = {}
+        for i, d in enumerate(docs):
+            self._by_key.setdefault(d.id, i)
+            if d.url:
+                self._by_key.setdefault(d.url, i)
+        # The stemmer object keeps internal state; serialise tokenisation across threads.
+        self._lock = threading.Lock()
+
+    # ---- building / persistence -------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        docs: Sequence[Document],
+        *,
+        stemmer: str | None = "english",
+        stopwords: str | None = "en",
+        k1: float = 1.5,
+        b: float = 0.75,
+    ) -> "Bm25Index":
+        import bm25s  # noqa: PLC0415
+
+        docs = list(docs)
+        if not docs:
+            raise ValueError("cannot build a BM25 index over an empty corpus")
+        texts = [f"{d.title}\n{d.text}" for d in docs]
+        tokens = bm25s.tokenize(texts, stopwords=stopwords, stemmer=_stemmer(stemmer), show_progress=False)
+        retriever = bm25s.BM25(k1=k1, b=b)
+        retriever.index(tokens, show_progress=False)
+        return cls(retriever, docs, stemmer=stemmer, stopwords=stopwords)
+
+    @classmethod
+    def from_corpus(cls, path: str | os.PathLike, **kw) -> "Bm25Index":
+        return cls.build(load_corpus(path), **kw)
+
+    def save(self, out_dir: str | os.PathLike) -> None:
+        os.makedirs(out_dir, exist_ok=True)
+        self._retriever.save(os.path.join(out_dir, "bm25"), show_progress=False)
+        write_corpus(os.path.join(out_dir, "docs.jsonl"), self.docs)
+        meta = {
+            "format": FORMAT,
+            "num_docs": len(self.docs),
+            "stemmer": self.stemmer_name,
+            "stopwords": self.stopwords,
+            "k1": float(self._retriever.k1),
+            "b": float(self._retriever.b),
+        }
+        with open(os.path.join(out_dir, "meta.json"), "w") as f:
+            json.dump(meta, f, indent=1)
+
+    @classmethod
+    def load(cls, index_dir: str | os.PathLike) -> "Bm25Index":
+        import bm25s  # noqa: PLC0415
+
+        meta_path = os.path.join(index_dir, "meta.json")
+        if not os.path.isfile(meta_path):
+            raise FileNotFoundError(f"{meta_path}: not found; build the index with `egrpo index --corpus ... --out DIR`")
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{meta_path}: index format {meta.get('format')!r} is not supported (want {FORMAT})")
+        retriever = bm25s.BM25.load(os.path.join(index_dir, "bm25"), show_progress=False)
+        docs = load_corpus(os.path.join(index_dir, "docs.jsonl"))
+        if len(docs) != meta["num_docs"]:
+            raise ValueError(f"{index_dir}: docs.jsonl has {len(docs)} documents, meta.json says {meta['num_docs']}")
+        return cls(retriever, docs, stemmer=meta["stemmer"], stopwords=meta["stopwords"])
+
+    # ---- SearchBackend -----------------------------------------------------------------------
+    def _query_tokens(self, queries: list[str]) -> list[list[str]]:
+        import bm25s  # noqa: PLC0415
+
+        with self._lock:
+            return bm25s.tokenize(
+                queries, stopwords=self.stopwords, stemmer=self._stem, return_ids=False, show_progress=False
+            )
+
+    def search(self, queries: list[str], topk: int) -> list[list[Hit]]:
+        if topk < 1:
+            raise ValueError(f"topk must be >= 1, got {topk}")
+        out = []
+        for toks in self._query_tokens(list(queries)):
+            ids = self._retriever.get_tokens_ids(toks)  # drops out-of-vocabulary tokens
+            if not ids:  # only stopwords / unknown words: nothing matches
+                out.append([])
+                continue
+            scores = np.asarray(self._retriever.get_scores(ids), dtype=np.float32)
+            k = min(topk, scores.shape[0])
+            top = np.argpartition(-scores, k - 1)[:k]
+            top = top[np.lexsort((top, -scores[top]))]  # best first; ties by index for determinism
+            out.append([self._hit(int(i), float(scores[i])) for i in top if scores[i] > 0])
+        return out
+
+    def fetch(self, ids: list[str]) -> list[Hit | None]:
+        out: list[Hit | None] = []
+        for key in ids:
+            i = self._by_key.get(key)
+            out.append(None if i is None else self._hit(i, 0.0))
+        return out
+
+    def _hit(self, i: int, score: float) -> Hit:
+        d = self.docs[i]
+        return Hit(doc_id=d.id, title=d.title, text=d.text, score=score, url=d.url)
+
+    def __len__(self) -> int:
+        return len(self.docs)

@@ -1,0 +1,81 @@
+import json
+
+import pytest
+
+from egrpo_jax.agent import template as T
+from egrpo_jax.agent.scripted import ByteTokenizer
+
+
+def test_plain_layout_without_chat_template():
+    text = T.render_prompt(ByteTokenizer(), "Who?", style="short", tools=("search",))
+    assert text == f"System: {T.system_prompt('short', ('search',))}\n\nUser: Who?\n\nAssistant: "
+    assert "visit" not in text
+
+
+class ChatTok:
+    """HF-like: apply_chat_template(messages, add_generation_prompt, tokenize) -> str."""
+
+    chat_template = "chatml"
+
+    def __init__(self, system_ok=True):
+        self.system_ok = system_ok
+
+    def apply_chat_template(self, messages, add_generation_prompt=False, tokenize=True):
+        assert tokenize is False and add_generation_prompt is True
+        if not self.system_ok and messages[0]["role"] == "system":
+            raise ValueError("System role not supported")
+        return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages) + "<|im_start|>assistant\n"
+
+
+def test_chat_template_system_and_user_turns():
+    sys_ = T.system_prompt("full")
+    assert T.render_prompt(ChatTok(), "Q?") == (
+        f"<|im_start|>system\n{sys_}<|im_end|>\n<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_template_without_system_role_folds_it_into_the_user_turn():
+    sys_ = T.system_prompt("short")
+    assert T.render_prompt(ChatTok(system_ok=False), "Q?", style="short") == (
+        f"<|im_start|>user\n{sys_}\n\nQ?<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_wrapper_returning_ids_is_decoded():
+    class IdsTok(ByteTokenizer):
+        chat_template = "x"
+
+        def apply_chat_template(self, messages, add_generation_prompt=True):
+            return self.encode("|".join(m["content"] for m in messages))
+
+    assert T.render_prompt(IdsTok(), "Q?", style="short") == T.system_prompt("short") + "|Q?"
+
+
+def test_project_tokenizer_wrapper_uses_chatml_when_it_has_a_template():
+    tk = pytest.importorskip("egrpo_jax.models.tokenizer")
+    import tokenizers
+    from tokenizers import models, pre_tokenizers
+
+    bpe = tokenizers.Tokenizer(models.BPE(vocab={c: i for i, c in enumerate("abc")}, merges=[]))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok = tk.Tokenizer.from_tokenizers(bpe, chat_template=tk.CHATML_TEMPLATE)
+    out = T.render_prompt(tok, "Q?", style="short")
+    assert out.startswith("<|im_start|>system\nAnswer by searching.") and out.endswith("<|im_start|>assistant\n")
+
+
+def test_full_prompt_lists_valid_json_schemas():
+    text = T.system_prompt("full")
+    lines = [ln for ln in text.splitlines() if ln.startswith('{"name"')]
+    assert [json.loads(ln)["name"] for ln in lines] == ["search", "visit"]
+    assert json.loads(lines[0]) == T.TOOL_SCHEMAS["search"]
+    assert len(T.system_prompt("short")) < len(text) // 2
+
+
+def test_tool_response_text_and_stop_sequences():
+    assert T.render_tool_response("hits") == "\n<tool_response>\nhits\n</tool_response>\n"
+    tok = ByteTokenizer()
+    assert T.stop_token_sequences(tok) == [tok.encode("</tool_call>"), tok.encode("</answer>")]
+
+
+@pytest.mark.parametrize("kw", [{"style": "long"}, {"tools": ()}, {"tools": ("search", "browse")}])
+def test_bad_prompt_options(kw):
+    with pytest.raises(ValueError, match="prompt"):
+        T.system_prompt(**kw)

@@ -1,0 +1,104 @@
+import collections
+
+import pytest
+
+from egrpo_jax.agent.parse import parse_rollout, parse_segment
+from egrpo_jax.data.synth.build import DEMO_TOOLS, build_synthetic
+from egrpo_jax.data.synth.oracle import PERFECT, DemoConfig, Oracle
+from egrpo_jax.data.synth.questions import chain_key
+from egrpo_jax.data.synth.world import RELATIONS, WorldConfig, build_world
+from egrpo_jax.rewards.answer import answer_correct
+from egrpo_jax.rewards.entities import match_rate
+from egrpo_jax.tools.bm25 import Bm25Index
+
+SMALL = WorldConfig(seed=5, n_people=30, n_orgs=10, n_cities=12, n_countries=4, n_works=10, n_questions=150)
+
+
+@pytest.fixture(scope="module")
+def default_data():
+    return build_synthetic(WorldConfig(), DemoConfig(recovered_rate=0.2, wrong_rate=0.2))
+
+
+def _dump(d):
+    return ([q.to_dict() for s in ("train", "dev", "test") for q in d.splits[s]], [x.to_dict() for x in d.corpus],
+            d.demos)
+
+
+def test_deterministic_by_seed():
+    a, b = build_synthetic(SMALL), build_synthetic(SMALL)
+    assert _dump(a) == _dump(b)
+    c = build_synthetic(WorldConfig(**{**SMALL.__dict__, "seed": 6}))
+    assert _dump(a)[0] != _dump(c)[0] and _dump(a)[1] != _dump(c)[1]
+
+
+def test_world_is_consistent():
+    w = build_world(WorldConfig())
+    names = [n.name for n in [*w.nodes.values(), *w.distractors.values()]]
+    assert len(names) == len(set(names))
+    years = [n.year for n in [*w.nodes.values(), *w.distractors.values()]]
+    assert len(years) == len(set(years))  # fuzzed descriptions are unique
+    aliases = [a for n in [*w.nodes.values(), *w.distractors.values()] for a in n.aliases]
+    assert len(aliases) == len(set(aliases))
+    for n in w.nodes.values():
+        for r, o in n.rels.items():
+            assert RELATIONS[r] == (n.type, w.nodes[o].type)
+        if n.type == "country":
+            assert w.nodes[n.rels["capital"]].rels["country"] == n.id
+    assert all(d.distractor_of in w.nodes for d in w.distractors.values())
+
+
+def test_questions_and_splits(default_data):
+    d = default_data
+    qs = [q for s in d.splits.values() for q in s]
+    assert len(qs) == WorldConfig().n_questions
+    assert len({q.id for q in qs}) == len(qs)
+    hops = collections.Counter(q.metadata["hops"] for q in qs)
+    assert set(hops) == {2, 3, 4}
+    for q in qs:
+        assert len(q.entities) == q.metadata["hops"] + 1 and q.entities[-1].name == q.answer
+    train = {chain_key(q) for q in d.splits["train"]}
+    test = {chain_key(q) for q in d.splits["test"]}
+    assert len(d.splits["test"]) > 100 and not train & test
+    starts = lambda s: {q.metadata["chain"][0] for q in d.splits[s]}
+    assert not starts("train") & starts("test") and not starts("train") & starts("dev")
+    assert 0.25 < sum(q.metadata["fuzzed"] for q in qs) / len(qs) < 0.35
+
+
+def test_oracle_answers_every_question_with_real_bm25(default_data):
+    d = default_data
+    oracle = Oracle(d.world, d.doc_of, Bm25Index.build(d.corpus), DEMO_TOOLS)
+    try:
+        for q in (q for s in d.splits.values() for q in s):
+            demo = oracle.demo(q, PERFECT)  # raises Unanswerable if a needed fact is not in the results
+            rollout = parse_rollout("".join(s["text"] for s in demo["segments"]))
+            assert rollout.error is None, (q.id, rollout.detail)
+            assert answer_correct(rollout.answer, q.answers)
+            assert len(rollout.calls) == q.metadata["hops"]
+            assert match_rate(rollout.thoughts, [e.variants for e in q.entities]) == 1.0
+    finally:
+        oracle.close()
+
+
+def test_demo_format_and_imperfect_fraction(default_data):
+    demos = default_data.demos
+    assert len(demos) == len(default_data.splits["train"])
+    by_id = {q.id: q for q in default_data.splits["train"]}
+    kinds = collections.Counter(x["kind"] for x in demos)
+    assert 0.15 < kinds["recovered"] / len(demos) < 0.25
+    assert 0.15 < kinds["wrong_answer"] / len(demos) < 0.25
+    for x in demos:
+        roles = [s["role"] for s in x["segments"]]
+        assert roles == ["model", "tool"] * (len(roles) // 2) + ["model"]
+        for s in x["segments"]:
+            if s["role"] == "model":
+                assert parse_segment(s["text"]).error is None
+            else:
+                assert s["text"].startswith("\n<tool_response>\n") and s["text"].endswith("\n</tool_response>\n")
+        q = by_id[x["question_id"]]
+        assert x["correct"] == answer_correct(x["answer"], q.answers) == (x["kind"] != "wrong_answer")
+        n_calls = len(roles) // 2
+        if x["kind"] == "recovered":
+            assert n_calls == q.metadata["hops"] + 1
+        if x["kind"] == "wrong_answer":  # a near-miss: its thoughts still hold some of the chain
+            thoughts = parse_rollout("".join(s["text"] for s in x["segments"])).thoughts
+            assert 0 < match_rate(thoughts, [e.variants for e in q.entities]) < 1

@@ -1,0 +1,150 @@
+"""`egrpo eval` end to end on files (scripted engine), and evaluate() on the real jitted Engine."""
+
+import json
+import re
+
+import pytest
+from eval_fixtures import PNG_SIGNATURE
+from test_eval_runner import SCRIPTS, CharTokenizer, Corpus, ScriptedEngine, _records
+
+from egrpo_jax import cli
+from egrpo_jax.data.io import write_corpus, write_questions
+from egrpo_jax.data.schema import Document
+
+
+@pytest.fixture
+def files(tmp_path):
+    write_questions(tmp_path / "q.jsonl", _records())
+    write_corpus(
+        tmp_path / "corpus.jsonl",
+        [
+            Document("d1", "Aldora", "Aldora lies in Calloway."),
+            Document("d2", "Dunmore", "Dunmore was founded by Ela."),
+        ],
+    )
+    (tmp_path / "model").mkdir()
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 0, "reward/mean": 0.2}) + "\n")
+    return tmp_path
+
+
+def _argv(d, *extra):
+    return [
+        "eval",
+        "--model",
+        str(d / "model"),
+        "--questions",
+        str(d / "q.jsonl"),
+        "--index",
+        str(d / "corpus.jsonl"),
+        "--out",
+        str(d / "out"),
+        *extra,
+    ]
+
+
+def test_eval_command_writes_report(files, monkeypatch, capsys):
+    from egrpo_jax.commands import eval as eval_cmd
+    from egrpo_jax.eval import runner
+
+    monkeypatch.setattr(eval_cmd, "load_policy", lambda path, dtype: (None, CharTokenizer()))
+    monkeypatch.setattr(
+        runner,
+        "default_engine_factory",
+        lambda model, tok, sampling, max_len: lambda rows: ScriptedEngine(rows, SCRIPTS),
+    )
+    rc = cli.main(
+        _argv(
+            files,
+            "--k",
+            "3",
+            "--batch-size",
+            "2",
+            "--max-turn-tokens",
+            "200",
+            "--prompt-style",
+            "short",
+            "--training-metrics",
+            str(files / "metrics.jsonl"),
+            "--title",
+            "scripted",
+        )
+    )
+    assert rc == 0
+    out = files / "out"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pass@1"] == pytest.approx((1 / 3 + 2 / 3 + 2 / 3) / 3) and summary["pass@3"] == 1.0
+    assert summary["meta"]["k"] == 3 and summary["meta"]["temperature"] == 0.6
+    trajs = [json.loads(line) for line in (out / "trajectories.jsonl").read_text().splitlines()]
+    assert len(trajs) == 9 and trajs[0]["tool_calls"][0]["name"] == "search"
+    assert trajs[0]["answer"] == "Brenvik" and "Calloway" in trajs[0]["thoughts"][1]
+    assert len((out / "rollouts.jsonl").read_text().splitlines()) == 9
+    for png in ("match_rate.png", "accuracy_by_matched.png", "training_curves.png"):
+        assert (out / "plots" / png).read_bytes().startswith(PNG_SIGNATURE)
+    assert (out / "report.md").read_text().startswith("# scripted\n")
+    printed = capsys.readouterr().out
+    assert "3 questions x 3: pass@1 55.6%  pass@3 100.0%" in printed and "report: " in printed
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--temperature", "0", "--k", "3"], "--temperature 0 is greedy"),
+        (["--k", "0"], "--k must be >= 1"),
+        (["--top-p", "0"], "sampling.top_p must be in (0, 1]"),
+        (["--max-total-tokens", "1"], "agent.max_total_tokens must be an integer >= 2"),
+    ],
+)
+def test_eval_command_bad_arguments(files, extra, message, monkeypatch):
+    from egrpo_jax.commands import eval as eval_cmd
+
+    monkeypatch.setattr(eval_cmd, "load_policy", lambda path, dtype: (None, CharTokenizer()))
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        cli.main(_argv(files, *extra))
+
+
+def test_eval_command_missing_files(files):
+    with pytest.raises(SystemExit, match="--questions .*nope.jsonl: file not found"):
+        cli.main(
+            [
+                "eval",
+                "--model",
+                str(files / "model"),
+                "--questions",
+                str(files / "nope.jsonl"),
+                "--index",
+                "x",
+                "--out",
+                str(files / "o"),
+            ]
+        )
+    with pytest.raises(SystemExit, match="expected an HF folder"):
+        cli.main(_argv(files))
+
+
+def test_evaluate_on_real_engine_greedy_is_deterministic():
+    """Tiny random model through the jitted Engine: every row ends, greedy samples are identical."""
+    from egrpo_jax.agent.config import AgentConfig
+    from egrpo_jax.eval.runner import evaluate
+    from egrpo_jax.models import create_model, tiny_config
+    from egrpo_jax.sampling.api import SamplingParams
+    from egrpo_jax.tools.registry import ToolSet
+
+    model = create_model(tiny_config(vocab_size=256), seed=0)
+    seen = []
+    with ToolSet(Corpus()) as tools:
+        scores, summary = evaluate(
+            model,
+            CharTokenizer(),
+            _records()[:2],
+            tools,
+            k=2,
+            batch_size=2,
+            sampling=SamplingParams(0.0),
+            agent_cfg=AgentConfig(max_total_tokens=512, max_turn_tokens=16, prompt_style="short"),
+            on_batch=lambda b, trajs, sc: seen.extend(trajs),
+        )
+    assert len(scores) == 4 and summary["rollouts"] == 4
+    assert all(t.status in ("answered", "format_error", "overlength") for t in seen)
+    assert all(0 < t.num_model_tokens <= 16 * max(t.num_turns, 1) for t in seen)
+    for a, b in ((seen[0], seen[1]), (seen[2], seen[3])):
+        assert a.tokens == b.tokens and a.status == b.status
