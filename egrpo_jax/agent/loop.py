@@ -16,7 +16,7 @@ import numpy as np
 
 from egrpo_jax.agent import parse as P
 from egrpo_jax.agent.config import AgentConfig
-from egrpo_jax.agent.template import encode, render_prompt, render_tool_response
+from egrpo_jax.agent.template import encode, encode_many, render_prompt, render_tool_response
 from egrpo_jax.agent.trajectory import ANSWERED, FORMAT_ERROR, OVERLENGTH, ToolCallRecord, Trajectory
 from egrpo_jax.sampling.api import BUDGET, LENGTH, RolloutEngine, Segment
 
@@ -156,12 +156,12 @@ def run_rollouts(
 
         if calls:
             results = clock.timed("tools", tools.run_batch, [c for _, c in calls])
+            bodies = [render_tool_response(res.text) for res in results]
+            encoded = clock.timed("tokenize", encode_many, tokenizer, bodies)
             ext_rows, ext_tokens = [], []
-            for (i, call), res in zip(calls, results, strict=True):
+            for (i, call), res, body, ids in zip(calls, results, bodies, encoded, strict=True):
                 row = rows[i]
                 row.calls.append(ToolCallRecord(call.name, dict(call.arguments), res.text, res.ok, res.latency_s))
-                body = render_tool_response(res.text)
-                ids = clock.timed("tokenize", encode, tokenizer, body)
                 if len(row.tokens) + len(ids) > limit:
                     row.finish(OVERLENGTH, f"tool response of {len(ids)} tokens overflows the {limit}-token limit")
                     done.append(i)

@@ -47,7 +47,7 @@ class ScriptedEngine:
         self.num_rows = len(self.streams)
         self.max_len = int(max_len)
         self.stop_sequences = [list(s) for s in stop_sequences]
-        self.eos_ids = set(int(e) for e in eos_ids)
+        self.eos_ids = {int(e) for e in eos_ids}
         self.cache: list[list[int]] = [[] for _ in self.streams]
         self.pos = [0] * self.num_rows
         self.live = [False] * self.num_rows

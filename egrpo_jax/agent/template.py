@@ -152,6 +152,15 @@ def encode(tokenizer: Any, text: str) -> list[int]:
     return [int(i) for i in ids]
 
 
+def encode_many(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """encode() of each text; one batched call when the tokenizer offers `encode_batch` (parallel BPE)."""
+    batch = getattr(tokenizer, "encode_batch", None)
+    if batch is None or not texts:
+        return [encode(tokenizer, t) for t in texts]
+    out = batch(texts)
+    return [[int(i) for i in getattr(e, "ids", e)] for e in out]
+
+
 def stop_token_sequences(tokenizer: Any) -> list[list[int]]:
     """STOP_STRINGS as token ids, in STOP_STRINGS order (for engines that match stop ids).
 

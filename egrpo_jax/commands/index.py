@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 
@@ -16,14 +17,18 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from egrpo_jax.data.io import load_corpus  # noqa: PLC0415
-    from egrpo_jax.tools.bm25 import Bm25Index  # noqa: PLC0415
+    from egrpo_jax.data.io import load_corpus
+    from egrpo_jax.tools.bm25 import Bm25Index
 
     t0 = time.perf_counter()
-    docs = load_corpus(args.corpus, skip_bad=args.skip_bad)
     stem = None if args.stemmer.lower() == "none" else args.stemmer
     stop = None if args.stopwords.lower() == "none" else args.stopwords
-    index = Bm25Index.build(docs, stemmer=stem, stopwords=stop)
+    try:
+        docs = load_corpus(args.corpus, skip_bad=args.skip_bad)
+        index = Bm25Index.build(docs, stemmer=stem, stopwords=stop)
+    except (OSError, ValueError, KeyError) as e:  # bad corpus / unknown stemmer language: one line
+        print(f"egrpo index: {e}", file=sys.stderr)
+        return 2
     index.save(args.out)
     print(f"indexed {len(docs)} documents from {args.corpus} into {args.out} in {time.perf_counter() - t0:.2f}s")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -14,15 +15,19 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from egrpo_jax.tools.registry import open_backend  # noqa: PLC0415
-    from egrpo_jax.tools.server import ServerLimits, make_server  # noqa: PLC0415
+    from egrpo_jax.tools.registry import open_backend
+    from egrpo_jax.tools.server import ServerLimits, make_server
 
-    if args.index.startswith(("http://", "https://")):
-        raise SystemExit("serve-search: --index must be an index folder or a corpus .jsonl, not a url")
-    limits = ServerLimits(max_topk=args.max_topk, max_queries=args.max_queries,
-                          default_topk=min(10, args.max_topk))
-    backend = open_backend(args.index)
-    server = make_server(backend, args.host, args.port, limits)
+    try:
+        if args.index.startswith(("http://", "https://")):
+            raise ValueError("--index must be an index folder or a corpus .jsonl, not a url")
+        limits = ServerLimits(max_topk=args.max_topk, max_queries=args.max_queries,
+                              default_topk=min(10, args.max_topk))
+        backend = open_backend(args.index)
+        server = make_server(backend, args.host, args.port, limits)
+    except (OSError, ValueError) as e:  # bad folder / limits / port in use: one line, no traceback
+        print(f"egrpo serve-search: {e}", file=sys.stderr)
+        return 2
     host, port = server.server_address[:2]
     print(f"serving {len(backend)} documents on http://{host}:{port} (POST /retrieve, POST /visit, GET /health)",
           flush=True)

@@ -431,9 +431,10 @@ class Engine:
                 first = jnp.argmax(hit, -1).astype(jnp.int32)
                 is_eos = jnp.any(tok[:, None] == eos[None], -1)
                 new_len = c["pos"] + 2
+                # priority when several hold at once: stop > eos > budget > cache end
                 code = jnp.where(
                     stop_any, 1,
-                    jnp.where(is_eos, 2, jnp.where(new_len >= max_len, 3, jnp.where(count >= rem, 4, 0))),
+                    jnp.where(is_eos, 2, jnp.where(count >= rem, 4, jnp.where(new_len >= max_len, 3, 0))),
                 )
                 code = jnp.where(live, code, 0)
                 step = c["step"]

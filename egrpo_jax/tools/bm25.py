@@ -25,7 +25,7 @@ FORMAT = 1
 def _stemmer(language: str | None):
     if not language:
         return None
-    import Stemmer  # noqa: PLC0415 - PyStemmer, only needed with stemming
+    import Stemmer
 
     return Stemmer.Stemmer(language)
 
@@ -56,8 +56,8 @@ class Bm25Index:
         stopwords: str | None = "en",
         k1: float = 1.5,
         b: float = 0.75,
-    ) -> "Bm25Index":
-        import bm25s  # noqa: PLC0415
+    ) -> Bm25Index:
+        import bm25s
 
         docs = list(docs)
         if not docs:
@@ -69,7 +69,7 @@ class Bm25Index:
         return cls(retriever, docs, stemmer=stemmer, stopwords=stopwords)
 
     @classmethod
-    def from_corpus(cls, path: str | os.PathLike, **kw) -> "Bm25Index":
+    def from_corpus(cls, path: str | os.PathLike, **kw) -> Bm25Index:
         return cls.build(load_corpus(path), **kw)
 
     def save(self, out_dir: str | os.PathLike) -> None:
@@ -88,8 +88,8 @@ class Bm25Index:
             json.dump(meta, f, indent=1)
 
     @classmethod
-    def load(cls, index_dir: str | os.PathLike) -> "Bm25Index":
-        import bm25s  # noqa: PLC0415
+    def load(cls, index_dir: str | os.PathLike) -> Bm25Index:
+        import bm25s
 
         meta_path = os.path.join(index_dir, "meta.json")
         if not os.path.isfile(meta_path):
@@ -106,7 +106,7 @@ class Bm25Index:
 
     # ---- SearchBackend -----------------------------------------------------------------------
     def _query_tokens(self, queries: list[str]) -> list[list[str]]:
-        import bm25s  # noqa: PLC0415
+        import bm25s
 
         with self._lock:
             return bm25s.tokenize(

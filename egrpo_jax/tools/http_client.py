@@ -14,7 +14,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import http.client
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -51,7 +50,7 @@ class HttpSearchBackend:
         timeout_s: float = 10.0,
         retries: int = 2,
         backoff_s: float = 0.5,
-        max_batch: int = 64,
+        max_batch: int = 64,  # queries / urls per request (our server accepts up to 512 / 64)
         workers: int = 4,
     ):
         if not url.startswith(("http://", "https://")):
@@ -61,7 +60,7 @@ class HttpSearchBackend:
                 "HttpSearchBackend needs timeout_s > 0, retries >= 0, backoff_s >= 0, max_batch >= 1, workers >= 1"
             )
         base = url.rstrip("/")
-        self.base = base[: -len("/retrieve")] if base.endswith("/retrieve") else base
+        self.base = base.removesuffix("/retrieve")
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
         self.max_batch = max_batch
         self._pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="http-search")
@@ -94,8 +93,7 @@ class HttpSearchBackend:
                 if e.code < 500:  # the request itself is wrong: retrying will not help
                     raise ToolError(f"{self.base}{path} rejected the request (HTTP {e.code}): {detail}") from None
                 last = f"HTTP {e.code}: {detail}"
-            except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError,
-                    http.client.HTTPException) as e:
+            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as e:
                 reason = getattr(e, "reason", e)
                 last = f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
         raise ToolError(f"{self.base}{path} failed after {self.retries + 1} attempts ({last})")
@@ -117,21 +115,28 @@ class HttpSearchBackend:
             out.append(hits)
         return out
 
-    def search(self, queries: list[str], topk: int) -> list[list[Hit]]:
-        chunks = [queries[i : i + self.max_batch] for i in range(0, len(queries), self.max_batch)]
-        if len(chunks) <= 1:
-            return self._retrieve(list(queries), topk) if queries else []
-        parts = list(self._pool.map(lambda c: self._retrieve(c, topk), chunks))
-        return [hits for part in parts for hits in part]
-
-    def fetch(self, ids: list[str]) -> list[Hit | None]:
-        if not ids:
+    def _chunked(self, fn, items: list[str]) -> list:
+        """fn over chunks of at most max_batch items (server size limits), concurrently, in order."""
+        items = list(items)
+        if not items:
             return []
-        reply = self.post("/visit", {"urls": list(ids)})
+        chunks = [items[i : i + self.max_batch] for i in range(0, len(items), self.max_batch)]
+        if len(chunks) == 1:
+            return fn(chunks[0])
+        return [x for part in self._pool.map(fn, chunks) for x in part]
+
+    def search(self, queries: list[str], topk: int) -> list[list[Hit]]:
+        return self._chunked(lambda c: self._retrieve(c, topk), queries)
+
+    def _visit(self, ids: list[str]) -> list[Hit | None]:
+        reply = self.post("/visit", {"urls": ids})
         result = reply.get("result") if isinstance(reply, dict) else None
         if not isinstance(result, list) or len(result) != len(ids):
             raise ToolError(f"{self.base}/visit: expected 'result' with {len(ids)} entries, got {str(reply)[:100]}")
         return [None if doc is None else _doc_to_hit(doc, 0.0) for doc in result]
+
+    def fetch(self, ids: list[str]) -> list[Hit | None]:
+        return self._chunked(self._visit, ids)
 
 
 def _error_text(e: urllib.error.HTTPError) -> str:

@@ -12,7 +12,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 from egrpo_jax.tools.base import Hit, SearchBackend
 from egrpo_jax.tools.search import format_search
@@ -88,10 +88,10 @@ class ToolSet:
         if hasattr(self.backend, "close"):
             self.backend.close()
 
-    def __enter__(self) -> "ToolSet":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ---- batched execution --------------------------------------------------------------------
@@ -196,10 +196,10 @@ class _Call:
 def open_backend(spec: str, **http_kw: Any) -> SearchBackend:
     """A backend from a spec: an http(s) url (Search-R1 server), an index folder, or a corpus .jsonl."""
     if spec.startswith(("http://", "https://")):
-        from egrpo_jax.tools.http_client import HttpSearchBackend  # noqa: PLC0415
+        from egrpo_jax.tools.http_client import HttpSearchBackend
 
         return HttpSearchBackend(spec, **http_kw)
-    from egrpo_jax.tools.bm25 import Bm25Index  # noqa: PLC0415
+    from egrpo_jax.tools.bm25 import Bm25Index
 
     if os.path.isdir(spec):
         return Bm25Index.load(spec)

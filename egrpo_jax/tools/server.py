@@ -106,13 +106,13 @@ def _handler(backend: SearchBackend, lim: ServerLimits, num_docs: int | None):
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        def do_GET(self) -> None:
             if self.path == "/health":
                 self._send(200, {"status": "ok", "num_docs": num_docs})
             else:
                 self._send(404, {"error": f"unknown path {self.path!r}; GET /health, POST /retrieve, POST /visit"})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             try:
                 route = _ROUTES.get(self.path)
                 if route is None:
@@ -133,7 +133,7 @@ def _handler(backend: SearchBackend, lim: ServerLimits, num_docs: int | None):
                 self._send(200, route(backend, body, lim))
             except BadRequest as e:
                 self._send(e.status, {"error": str(e)})
-            except Exception as e:  # noqa: BLE001 - a backend failure is a 500, never a dead server
+            except Exception as e:
                 log.exception("retrieval request failed")
                 self._send(500, {"error": f"internal error: {type(e).__name__}: {e}"})
 

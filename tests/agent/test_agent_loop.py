@@ -110,7 +110,7 @@ def test_tool_response_that_overflows_the_cache_is_overlength(agent_index):
     engine = _engine([[SEARCH, ANSWER]], max_len=limit)
     with _tools(agent_index) as tools:
         (t,), m = run_rollouts(engine, TOK, [("q", "Q")], tools, AgentConfig(prompt_style="short"))
-    assert t.status == OVERLENGTH and "overflows" in t.detail
+    assert t.status == OVERLENGTH and "overflows" in t.detail and m["status/overlength"] == 1.0
     assert len(t.tokens) == prompt_len + len(TOK.encode(SEARCH)) and t.num_tool_calls == 1
     _check_invariants([t], engine, limit)
 

@@ -119,6 +119,7 @@ def test_random_model_rollouts_terminate(agent_index, setup):
     _set_params(setup[1], setup[3], biased=False)
     cfg = AgentConfig(group_size=2, prompt_style="short", max_total_tokens=440, max_turn_tokens=16)
     trajs, m = _run(setup, agent_index, cfg, ToolConfig())
+    assert all(len(t.tokens) - t.prompt_len <= 16 for t in trajs)  # one turn at most, capped by max_turn_tokens
     assert m["rollouts"] == 8 and m["status/answered"] + m["status/format_error"] + m["status/overlength"] == 1
 
 

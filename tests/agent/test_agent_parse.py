@@ -5,7 +5,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from egrpo_jax.agent import parse as P
-from egrpo_jax.agent.parse import ToolCall, format_answer, format_call, format_think, parse_rollout, parse_segment
+from egrpo_jax.agent.parse import (
+    ToolCall,
+    format_answer,
+    format_call,
+    format_think,
+    parse_rollout,
+    parse_segment,
+)
 
 
 def test_think_then_search_call_with_string_query():

@@ -79,3 +79,20 @@ def test_tool_response_text_and_stop_sequences():
 def test_bad_prompt_options(kw):
     with pytest.raises(ValueError, match="prompt"):
         T.system_prompt(**kw)
+
+
+def test_encode_many_uses_encode_batch_when_offered():
+    class Enc:
+        def __init__(self, ids):
+            self.ids = ids
+
+    class Batched(ByteTokenizer):
+        calls = 0
+
+        def encode_batch(self, texts):
+            type(self).calls += 1
+            return [Enc(self.encode(t)) for t in texts]
+
+    texts = ["a", "bc", ""]
+    assert T.encode_many(Batched(), texts) == T.encode_many(ByteTokenizer(), texts) == [[98], [99, 100], []]
+    assert Batched.calls == 1

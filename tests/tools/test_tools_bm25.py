@@ -51,11 +51,19 @@ def test_index_command_builds_a_loadable_folder(tmp_path, capsys, small_docs):
     assert ix.search(["Budapest"], 1)[0][0].doc_id == "d5"
 
 
-def test_index_command_reports_bad_corpus_line(tmp_path):
+def test_index_command_reports_bad_corpus_line(tmp_path, capsys):
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text('{"id": "a", "title": "A", "text": "x"}\n{"id": "b", "title": "B"}\n')
-    with pytest.raises(ValueError, match=r"corpus.jsonl:2: missing field 'text'"):
-        main(["index", "--corpus", str(corpus), "--out", str(tmp_path / "ix")])
+    assert main(["index", "--corpus", str(corpus), "--out", str(tmp_path / "ix")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("corpus.jsonl:2: missing field 'text' (a string)") and "\n" not in err
+    assert main(["index", "--corpus", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "ix")]) == 2
+    assert "none.jsonl" in capsys.readouterr().err
+
+
+def test_serve_search_command_bad_index_is_one_line(tmp_path, capsys):
+    assert main(["serve-search", "--index", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 def test_open_backend_rejects_unknown_spec(tmp_path):

@@ -20,7 +20,7 @@ from egrpo_jax.tools.server import ServerLimits, make_server, serve_in_thread
 def server(small_index):
     srv = make_server(small_index, port=0, limits=ServerLimits(max_queries=8, max_topk=5, default_topk=3, max_body_bytes=4096))
     serve_in_thread(srv)
-    yield "http://%s:%d" % srv.server_address[:2]
+    yield "http://{}:{}".format(*srv.server_address[:2])
     srv.shutdown()
     srv.server_close()
 
@@ -80,8 +80,8 @@ def test_client_against_our_server(server, small_index):
     want = small_index.search(qs, 3)
     assert [[(h.doc_id, h.title, h.text, h.url) for h in hs] for hs in got] == \
            [[(h.doc_id, h.title, h.text, h.url) for h in hs] for hs in want]
-    a, b = client.fetch(["https://wiki.example/Berlin", "missing"])
-    assert (a.doc_id, a.title, b) == ("d2", "Berlin", None)
+    a, b, c = client.fetch(["https://wiki.example/Berlin", "missing", "d4"])  # 2 chunks
+    assert (a.doc_id, a.title, b, c.doc_id) == ("d2", "Berlin", None, "d4")
     client.close()
 
 
@@ -97,7 +97,7 @@ class _Faulty(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         type(self).hits += 1
         self.rfile.read(int(self.headers["Content-Length"]))
         if self.mode == "hang":
@@ -121,7 +121,7 @@ def faulty():
         srv.release = threading.Event()
         serve_in_thread(srv)
         servers.append(srv)
-        return "http://%s:%d" % srv.server_address[:2], handler
+        return "http://{}:{}".format(*srv.server_address[:2]), handler
 
     yield make
     for s in servers:
@@ -159,3 +159,54 @@ def test_tool_failure_becomes_error_text_not_exception(faulty, mode):
         assert "timed out" in res[0].text
     if mode == "down":
         assert "Connection" in res[0].text or "refused" in res[0].text.lower()
+
+
+def test_transient_500_is_retried_to_success(small_index):
+    real = make_server(small_index, port=0)
+    serve_in_thread(real)
+    real_url = "http://{}:{}".format(*real.server_address[:2])
+
+    class FlakyOnce(_Faulty):
+        def do_POST(self):
+            if type(self).hits == 0:
+                return super().do_POST()  # first attempt: 500 (counts the hit)
+            type(self).hits += 1
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            req = urllib.request.Request(real_url + self.path, data=body, method="POST")
+            with urllib.request.urlopen(req, timeout=5) as r:
+                data = r.read()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    flaky = ThreadingHTTPServer(("127.0.0.1", 0), type("F", (FlakyOnce,), {"hits": 0, "mode": "500"}))
+    serve_in_thread(flaky)
+    try:
+        client = HttpSearchBackend("http://{}:{}".format(*flaky.server_address[:2]), timeout_s=5, retries=2, backoff_s=0.01)
+        (hits,) = client.search(["capital of Germany"], 1)
+        assert hits[0].doc_id == "d2" and flaky.RequestHandlerClass.hits == 2
+    finally:
+        for s in (flaky, real):
+            s.shutdown()
+            s.server_close()
+
+
+def test_serve_search_command_end_to_end(tmp_path, small_docs):
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(d.to_dict()) + "\n" for d in small_docs))
+    proc = subprocess.Popen([sys.executable, "-m", "egrpo_jax.cli", "serve-search", "--index", str(corpus),
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # "serving 5 documents on http://127.0.0.1:PORT ..."
+        assert line.startswith("serving 5 documents on http://127.0.0.1:"), line + proc.stderr.read()
+        url = line.split()[4]
+        client = HttpSearchBackend(url, timeout_s=5)
+        assert client.search(["Vienna Budapest"], 1)[0][0].doc_id == "d5"
+        assert client.fetch(["d1"])[0].title == "Paris"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

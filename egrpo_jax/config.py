@@ -1,0 +1,334 @@
+"""The run configuration: one ml_collections ConfigDict for the whole stack, validated on load.
+
+A config file is a Python file with `get_config()` returning a ConfigDict (usually
+`default_config()` with changes); keys it leaves out keep their defaults, unknown keys are an
+error. Command-line overrides look like `--config.rl.alpha=0.3` and are parsed to the type of the
+default value. Every value is checked before anything compiles; a bad one is a one-line error
+naming the key, the value and what is allowed.
+
+Other packages keep their own dataclass configs (AgentConfig, ToolConfig, SamplingParams,
+ModelConfig, WorldConfig); the `*_from` helpers below build them from these sections, so their
+validation is reused, not duplicated.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ml_collections
+
+from egrpo_jax.rewards.egrpo import ALPHA_SCHEDULES
+
+AGGREGATIONS = ("seq_mean", "token_mean", "dr_grpo")  # mirrors rl.loss (no jax import here)
+SCHEDULES = ("cosine", "constant")
+BACKENDS = ("bm25", "http")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def default_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.model = dict(
+        path="",  # HF folder or .gguf file; "" = a randomly initialised model from model.tiny
+        tokenizer="",  # "" = the one in model.path; "byte" = byte-level (tiny demos); or a path
+        dtype="float32",
+        param_dtype="float32",
+        remat=False,
+        tiny=dict(family="qwen2", vocab_size=257, hidden_size=64, intermediate_size=128, num_layers=2,
+                  num_heads=4, num_kv_heads=2, head_dim=16, tie_embeddings=False,
+                  max_position_embeddings=4096),
+    )
+    c.mesh = dict(data=1, fsdp=-1, tensor=1)  # -1: the remaining devices
+    c.data = dict(questions="", corpus="", demos="", batch_size=64, seed=0)
+    c.search = dict(backend="bm25", index_dir="", url="", topk=10, snippet_chars=200, page_tokens=1024)
+    c.agent = dict(max_tool_calls=40, max_total_tokens=32768, max_turn_tokens=0, prompt_style="full")
+    c.sampling = dict(temperature=1.0, top_p=1.0, top_k=0)
+    c.rl = dict(
+        alpha=0.3, alpha_schedule="constant", alpha_final=0.0, alpha_decay_steps=0, group_size=8,
+        eps_low=0.2, eps_high=0.28, aggregation="seq_mean", dr_grpo_norm=0, beta=0.0,
+        dynamic_sampling=False, strict_match=False,
+    )
+    c.optim = dict(lr=2e-6, warmup_steps=0, schedule="constant", min_lr_ratio=0.0, clip_norm=1.0,
+                   weight_decay=0.0, b1=0.9, b2=0.999, microbatches=1, logprob_chunk=0)
+    c.train = dict(steps=80, seed=0, max_seq_len=4096)
+    c.checkpoint = dict(dir="", every=10, keep=3, resume=False, init_from="")  # resume: also --resume
+    c.logging = dict(dir="", every=1, progress=True)
+    return c
+
+
+# ---- validation rules: key -> (check(value) -> bool, "what is allowed") ----------------------------
+
+def _int(lo: int | None = None, hi: int | None = None, extra: Sequence[int] = ()) -> tuple[Callable, str]:
+    def ok(v):
+        return isinstance(v, int) and not isinstance(v, bool) and (
+            v in extra or ((lo is None or v >= lo) and (hi is None or v <= hi)))
+    rng = " and ".join(s for s in ((f">= {lo}" if lo is not None else ""), (f"<= {hi}" if hi is not None else "")) if s)
+    alt = f" or one of {list(extra)}" if extra else ""
+    return ok, f"an integer {rng}{alt}".rstrip()
+
+
+def _float(lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> tuple[Callable, str]:
+    def ok(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+            return False
+        return (lo is None or (v > lo if lo_open else v >= lo)) and (hi is None or v <= hi)
+    parts = [f"{'>' if lo_open else '>='} {lo}" if lo is not None else "", f"<= {hi}" if hi is not None else ""]
+    return ok, "a number " + " and ".join(p for p in parts if p)
+
+
+def _choice(options: Sequence[str]) -> tuple[Callable, str]:
+    return (lambda v: v in options), f"one of {list(options)}"
+
+
+_BOOL = ((lambda v: isinstance(v, bool)), "true or false")
+_STR = ((lambda v: isinstance(v, str)), "a string")
+_DTYPES = ("float32", "bfloat16", "float16")
+
+RULES: dict[str, tuple[Callable, str]] = {
+    "model.path": _STR, "model.tokenizer": _STR, "model.dtype": _choice(_DTYPES),
+    "model.param_dtype": _choice(_DTYPES), "model.remat": _BOOL,
+    "model.tiny.family": _choice(("llama", "qwen2", "qwen3")), "model.tiny.vocab_size": _int(2),
+    "model.tiny.hidden_size": _int(1), "model.tiny.intermediate_size": _int(1), "model.tiny.num_layers": _int(1),
+    "model.tiny.num_heads": _int(1), "model.tiny.num_kv_heads": _int(1), "model.tiny.head_dim": _int(2),
+    "model.tiny.tie_embeddings": _BOOL, "model.tiny.max_position_embeddings": _int(2),
+    "mesh.data": _int(1, extra=(-1,)), "mesh.fsdp": _int(1, extra=(-1,)), "mesh.tensor": _int(1, extra=(-1,)),
+    "data.questions": _STR, "data.corpus": _STR, "data.demos": _STR, "data.batch_size": _int(1),
+    "data.seed": _int(0),
+    "search.backend": _choice(BACKENDS), "search.index_dir": _STR, "search.url": _STR, "search.topk": _int(1),
+    "search.snippet_chars": _int(1), "search.page_tokens": _int(1),
+    "agent.max_tool_calls": _int(0), "agent.max_total_tokens": _int(2), "agent.max_turn_tokens": _int(0),
+    "agent.prompt_style": _STR,
+    "sampling.temperature": _float(0.0), "sampling.top_p": _float(0.0, 1.0, lo_open=True), "sampling.top_k": _int(0),
+    "rl.alpha": _float(0.0), "rl.alpha_schedule": _choice(ALPHA_SCHEDULES), "rl.alpha_final": _float(0.0),
+    "rl.alpha_decay_steps": _int(0), "rl.group_size": _int(2), "rl.eps_low": _float(0.0, 1.0),
+    "rl.eps_high": _float(0.0), "rl.aggregation": _choice(AGGREGATIONS), "rl.dr_grpo_norm": _int(0),
+    "rl.beta": _float(0.0), "rl.dynamic_sampling": _BOOL, "rl.strict_match": _BOOL,
+    "optim.lr": _float(0.0, lo_open=True), "optim.warmup_steps": _int(0), "optim.schedule": _choice(SCHEDULES),
+    "optim.min_lr_ratio": _float(0.0, 1.0), "optim.clip_norm": _float(0.0), "optim.weight_decay": _float(0.0),
+    "optim.b1": _float(0.0, 1.0), "optim.b2": _float(0.0, 1.0), "optim.microbatches": _int(1),
+    "optim.logprob_chunk": _int(0),
+    "train.steps": _int(1), "train.seed": _int(0), "train.max_seq_len": _int(2),
+    "checkpoint.dir": _STR, "checkpoint.every": _int(1), "checkpoint.keep": _int(1), "checkpoint.resume": _BOOL,
+    "checkpoint.init_from": _STR,
+    "logging.dir": _STR, "logging.every": _int(1), "logging.progress": _BOOL,
+}
+
+
+def flatten(cfg: ml_collections.ConfigDict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, ml_collections.ConfigDict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Check every key; also build the other packages' dataclasses so their checks run now."""
+    flat = flatten(cfg)
+    for key in flat:
+        if key not in RULES:
+            section = key.rsplit(".", 1)[0]
+            known = sorted(k for k in RULES if k.rsplit(".", 1)[0] == section) or sorted({k.split(".")[0] for k in RULES})
+            raise ConfigError(f"config key {key}: unknown; allowed here: {', '.join(known)}")
+    for key, (ok, allowed) in RULES.items():
+        if key not in flat:
+            raise ConfigError(f"config key {key}: missing; must be {allowed}")
+        if not ok(flat[key]):
+            raise ConfigError(f"config key {key} = {flat[key]!r}: must be {allowed}")
+    rl, optim = cfg.rl, cfg.optim
+    if rl.alpha_schedule == "linear" and rl.alpha_decay_steps < 1:
+        raise ConfigError(f"config key rl.alpha_decay_steps = {rl.alpha_decay_steps}: must be >= 1 when "
+                          "rl.alpha_schedule = 'linear'")
+    if rl.aggregation == "dr_grpo" and rl.dr_grpo_norm < 1:
+        raise ConfigError(f"config key rl.dr_grpo_norm = {rl.dr_grpo_norm}: must be >= 1 (the constant "
+                          "normaliser, e.g. agent.max_total_tokens) when rl.aggregation = 'dr_grpo'")
+    if optim.warmup_steps > cfg.train.steps:
+        raise ConfigError(f"config key optim.warmup_steps = {optim.warmup_steps}: must be <= train.steps "
+                          f"({cfg.train.steps})")
+    if cfg.search.backend == "http" and not cfg.search.url:
+        raise ConfigError("config key search.url = '': must be an http(s) url when search.backend = 'http'")
+    if optim.logprob_chunk and optim.logprob_chunk & (optim.logprob_chunk - 1):
+        raise ConfigError(f"config key optim.logprob_chunk = {optim.logprob_chunk}: must be 0 or a power of two")
+    # the other packages' own checks (they raise ValueError naming agent.* / sampling.* / tools.* / model.*)
+    try:
+        agent_config(cfg)
+        sampling_params(cfg)
+        tool_config(cfg)
+        if not cfg.model.path:
+            model_config(cfg)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"config: {e}") from None
+    return cfg
+
+
+# ---- loading -------------------------------------------------------------------------------------
+
+def _merge(base: ml_collections.ConfigDict, new: ml_collections.ConfigDict, prefix: str = "") -> None:
+    for k, v in new.items():
+        key = f"{prefix}{k}"
+        if k not in base:
+            allowed = ", ".join(sorted(base.keys()))
+            raise ConfigError(f"config key {key}: unknown; allowed here: {allowed}")
+        if isinstance(base[k], ml_collections.ConfigDict):
+            if not isinstance(v, (ml_collections.ConfigDict, dict)):
+                raise ConfigError(f"config key {key} = {v!r}: must be a section (dict)")
+            _merge(base[k], ml_collections.ConfigDict(v) if isinstance(v, dict) else v, key + ".")
+        else:
+            try:
+                base[k] = v
+            except TypeError:
+                raise ConfigError(f"config key {key} = {v!r}: must be {RULES.get(key, ('', 'of the default type'))[1]}") from None
+
+
+def _parse_value(key: str, text: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        low = text.lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no"):
+            return False
+        raise ConfigError(f"config key {key} = {text!r}: must be true or false")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"config key {key} = {text!r}: must be an integer") from None
+    if isinstance(default, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"config key {key} = {text!r}: must be a number") from None
+    return text
+
+
+def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Sequence[str]) -> None:
+    """Apply 'a.b.c=value' strings (the part after `--config.`)."""
+    flat = flatten(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"config override {item!r}: expected key=value, e.g. rl.alpha=0.3")
+        key, text = item.split("=", 1)
+        if key not in flat:
+            raise ConfigError(f"config key {key}: unknown; see egrpo_jax/config.py RULES for the keys")
+        value = _parse_value(key, text, flat[key])
+        node = cfg
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node[p]
+        try:
+            node[last] = value
+        except TypeError:
+            raise ConfigError(f"config key {key} = {text!r}: must be {RULES[key][1]}") from None
+
+
+def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+    """Defaults <- the file's get_config() <- overrides; validated, then locked."""
+    cfg = default_config()
+    if path:
+        if not os.path.isfile(path):
+            raise ConfigError(f"--config {path}: file not found")
+        spec = importlib.util.spec_from_file_location("_egrpo_config_file", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        if not hasattr(module, "get_config"):
+            raise ConfigError(f"--config {path}: defines no get_config()")
+        _merge(cfg, module.get_config())
+    apply_overrides(cfg, overrides)
+    validate(cfg)
+    cfg.lock()
+    return cfg
+
+
+def add_config_arguments(parser) -> None:
+    """`--config FILE` plus any number of `--config.KEY=VALUE` (or `--config.KEY VALUE`) overrides.
+
+    argparse cannot declare a family of options by prefix, so the parser's parse_known_args is
+    wrapped to pull the overrides out first; they land in `args.config_overrides`.
+    """
+    parser.add_argument("--config", default=None, help="config file (Python, get_config()); default: built-ins")
+    original = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        args = list(args or [])
+        rest, overrides, i = [], [], 0
+        while i < len(args):
+            a = args[i]
+            if a.startswith("--config."):
+                body = a[len("--config."):]
+                if "=" not in body:
+                    if i + 1 >= len(args):
+                        raise ConfigError(f"config override {a}: missing value")
+                    body = f"{body}={args[i + 1]}"
+                    i += 1
+                overrides.append(body)
+            else:
+                rest.append(a)
+            i += 1
+        ns, unknown = original(rest, namespace)
+        ns.config_overrides = overrides
+        return ns, unknown
+
+    parser.parse_known_args = parse_known_args
+
+
+# ---- other packages' dataclasses, built from the sections ------------------------------------------
+
+def model_config(cfg):
+    from egrpo_jax.models.config import ModelConfig
+
+    t = cfg.model.tiny
+    return ModelConfig(
+        family=t.family, vocab_size=t.vocab_size, hidden_size=t.hidden_size,
+        intermediate_size=t.intermediate_size, num_layers=t.num_layers, num_heads=t.num_heads,
+        num_kv_heads=t.num_kv_heads, head_dim=t.head_dim, tie_embeddings=t.tie_embeddings,
+        qkv_bias=t.family == "qwen2", qk_norm=t.family == "qwen3",
+        max_position_embeddings=t.max_position_embeddings, dtype=cfg.model.dtype,
+        param_dtype=cfg.model.param_dtype, remat=cfg.model.remat,
+    )
+
+
+def agent_config(cfg):
+    from egrpo_jax.agent.config import AgentConfig
+
+    a = cfg.agent
+    return AgentConfig(group_size=cfg.rl.group_size, max_tool_calls=a.max_tool_calls,
+                       max_total_tokens=a.max_total_tokens, max_turn_tokens=a.max_turn_tokens,
+                       prompt_style=a.prompt_style, seed=cfg.train.seed)
+
+
+def sampling_params(cfg):
+    from egrpo_jax.sampling.api import SamplingParams
+
+    s = cfg.sampling
+    return SamplingParams(temperature=float(s.temperature), top_p=float(s.top_p), top_k=int(s.top_k))
+
+
+def tool_config(cfg):
+    from egrpo_jax.tools.registry import ToolConfig
+
+    s = cfg.search
+    return ToolConfig(topk=s.topk, snippet_chars=s.snippet_chars, page_tokens=s.page_tokens)
+
+
+def search_spec(cfg) -> str:
+    """The spec tools.registry.open_backend takes."""
+    s = cfg.search
+    if s.backend == "http":
+        return s.url
+    if s.index_dir:
+        return s.index_dir
+    if cfg.data.corpus:
+        return cfg.data.corpus
+    raise ConfigError("config key search.index_dir = '': set it (or data.corpus) when search.backend = 'bm25'")
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    return cfg.to_dict()

@@ -1,0 +1,61 @@
+"""Per-step metrics to TensorBoard (tensorboardX), a JSONL file and a tqdm progress bar.
+
+Named metrics_log (not logging) so it never shadows the standard library module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from tqdm import tqdm
+
+
+class MetricsLogger:
+    """`log(step, metrics)` writes every `every` steps; the bar advances on every call."""
+
+    def __init__(self, directory: str, *, every: int = 1, total: int | None = None, initial: int = 0,
+                 progress: bool = True, keys: Sequence[str] = (), desc: str = "train"):
+        self.every = max(int(every), 1)
+        self.keys = tuple(keys)  # shown on the progress bar
+        self.directory = directory
+        self._jsonl = None
+        self._tb = None
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+            self._jsonl = open(os.path.join(directory, "metrics.jsonl"), "a", encoding="utf-8")
+            from tensorboardX import SummaryWriter  # noqa: PLC0415
+
+            self._tb = SummaryWriter(directory)
+        self._bar = tqdm(total=total, initial=initial, desc=desc, disable=not progress, dynamic_ncols=True)
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if step % self.every == 0:
+            if self._jsonl is not None:
+                row = {"step": int(step), **{k: (v if math.isfinite(v) else None) for k, v in clean.items()}}
+                self._jsonl.write(json.dumps(row) + "\n")
+                self._jsonl.flush()
+            if self._tb is not None:
+                for k, v in clean.items():
+                    self._tb.add_scalar(k, v, step)
+                self._tb.flush()
+        shown = {k.split("/")[-1]: f"{clean[k]:.3g}" for k in self.keys if k in clean}
+        self._bar.set_postfix(shown, refresh=False)
+        self._bar.update(1)
+
+    def close(self) -> None:
+        self._bar.close()
+        if self._jsonl is not None:
+            self._jsonl.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(directory: str) -> list[dict[str, Any]]:
+    path = os.path.join(directory, "metrics.jsonl")
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]

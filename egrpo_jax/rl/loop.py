@@ -1,0 +1,195 @@
+"""The E-GRPO / GRPO loop (`egrpo train`): questions -> G agent rollouts each -> rewards ->
+one on-policy update -> metrics -> checkpoint.
+
+The sampling engine holds the same NNX model object as the learner; the learner points the
+model's variables at the new parameters after every update (no copy) and the engine snapshots
+them at the start of each rollout batch, so rollouts always use the current policy.
+
+Per step: rewards follow PAPER.md (rewards.egrpo); advantages are group-normalised over all G
+rollouts (errors and overlength included); overlength rollouts are left out of the loss; with
+rl.dynamic_sampling, groups whose G rewards are identical are left out of the loss too (no
+resampling to refill the batch). A step with no trainable token makes no update (counted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from egrpo_jax.agent.trajectory import OVERLENGTH, Trajectory
+from egrpo_jax.rewards.egrpo import GroupScore, alpha_schedule, score_group
+from egrpo_jax.rl.advantages import group_advantages, informative_groups
+
+
+@dataclasses.dataclass
+class StepResult:
+    trajectories: list[Trajectory]
+    scores: list[GroupScore]
+    advantages: np.ndarray
+    include: np.ndarray  # rollouts in the loss
+    metrics: dict[str, float]
+
+
+def rollout_metrics(trajs: Sequence[Trajectory], scores: Sequence[GroupScore]) -> dict[str, float]:
+    """Reward, accuracy, entity match of correct vs wrong rollouts, tool use, errors, lengths."""
+    rewards = np.concatenate([s.rewards for s in scores])
+    correct = np.concatenate([s.correct for s in scores])
+    errors = np.concatenate([s.errors for s in scores])
+    rates = np.concatenate([s.match_rates for s in scores])
+    wrong = ~correct & ~errors
+
+    def mean(x, sel=None):
+        x = np.asarray(x, np.float64)
+        x = x if sel is None else x[sel]
+        return float(x.mean()) if x.size else float("nan")
+
+    return {
+        "reward/mean": mean(rewards), "reward/std": float(rewards.std()),
+        "accuracy": mean(correct),
+        "entity_match/all": mean(rates), "entity_match/correct": mean(rates, correct),
+        "entity_match/wrong": mean(rates, wrong),
+        "tool_calls/per_rollout": mean([t.num_tool_calls for t in trajs]),
+        "errors/format": mean([t.status == "format_error" for t in trajs]),
+        "errors/overlength": mean([t.status == OVERLENGTH for t in trajs]),
+        "response/model_tokens": mean([t.num_model_tokens for t in trajs]),
+        "response/total_tokens": mean([len(t.tokens) for t in trajs]),
+    }
+
+
+class RLTrainer:
+    """One object per run; `step(questions, step)` does rollouts + update and returns StepResult."""
+
+    def __init__(self, cfg, model, tokenizer, tools, mesh, *, engine=None):
+        from egrpo_jax.agent.template import stop_token_sequences
+        from egrpo_jax.config import agent_config, sampling_params
+        from egrpo_jax.rl.learner import Learner
+        from egrpo_jax.rl.setup import loss_settings, optim_settings
+
+        self.cfg, self.model, self.tokenizer, self.tools, self.mesh = cfg, model, tokenizer, tools, mesh
+        self.group = cfg.rl.group_size
+        self.agent_cfg = agent_config(cfg)
+        self.learner = Learner(model, mesh, optim_settings(cfg), loss_settings(cfg, "rl"),
+                               microbatches=cfg.optim.microbatches)
+        self.alpha = alpha_schedule(cfg.rl.alpha_schedule, cfg.rl.alpha, cfg.rl.alpha_final, cfg.rl.alpha_decay_steps)
+        self.pad_id = int(getattr(tokenizer, "pad_id", 0) or 0)
+        if engine is None:
+            from egrpo_jax.sampling.engine import Engine
+
+            engine = Engine(model, num_rows=cfg.data.batch_size * self.group, max_len=cfg.agent.max_total_tokens,
+                            sampling=sampling_params(cfg), stop_sequences=stop_token_sequences(tokenizer),
+                            eos_ids=list(getattr(tokenizer, "eos_ids", ())), mesh=mesh, pad_id=self.pad_id)
+        self.engine = engine
+        self.empty_steps = 0
+
+    def step(self, questions: Sequence, step: int, seed: int) -> StepResult:
+        from egrpo_jax.agent.loop import run_rollouts
+
+        cfg, G = self.cfg, self.group
+        t0 = time.perf_counter()
+        trajs, agent_m = run_rollouts(self.engine, self.tokenizer, questions, self.tools,
+                                      dataclasses.replace(self.agent_cfg, seed=seed))
+        t_roll = time.perf_counter() - t0
+        alpha = self.alpha(step - 1)
+        scores = [
+            score_group(trajs[i * G:(i + 1) * G], q.answers, q.entities, alpha, strict=cfg.rl.strict_match)
+            for i, q in enumerate(questions)
+        ]
+        rewards = np.concatenate([s.rewards for s in scores])
+        adv = np.asarray(group_advantages(rewards, G))
+        include = np.array([t.status != OVERLENGTH for t in trajs])
+        informative = np.repeat(informative_groups(rewards, G), G)
+        if cfg.rl.dynamic_sampling:
+            include &= informative
+        metrics = rollout_metrics(trajs, scores)
+        metrics.update({f"agent/{k}": v for k, v in agent_m.items()})
+        metrics.update({
+            "alpha": alpha, "advantage/mean": float(adv.mean()), "advantage/std": float(adv.std()),
+            "advantage/max_abs": float(np.abs(adv).max()), "groups/informative": float(informative.mean()),
+            "rollouts/in_loss": float(include.mean()), "time/rollout_s": t_roll,
+        })
+        t1 = time.perf_counter()
+        from egrpo_jax.rl.batch import pack_trajectories
+
+        batch = pack_trajectories(trajs, adv, include, row_multiple=self.learner.row_multiple(), pad_id=self.pad_id)
+        if batch.mask.sum() > 0:
+            train_m = self.learner.train_step(batch, cfg.rl.aggregation, float(cfg.rl.dr_grpo_norm or 1))
+        else:
+            self.empty_steps += 1
+            train_m = {"skipped": 1.0, "trained_tokens": 0.0}
+        t_train = time.perf_counter() - t1
+        metrics.update(train_m)
+        metrics.update({
+            "time/train_s": t_train, "train/empty_steps": float(self.empty_steps),
+            "train/skipped_total": float(self.learner.state.skipped),
+            "tokens_per_s/train": float(batch.tokens.size) / max(t_train, 1e-9),
+            "tokens_per_s/rollout": float(sum(t.num_model_tokens for t in trajs)) / max(t_roll, 1e-9),
+            "train/shapes_compiled": float(len(self.learner.compiled_shapes)),
+        })
+        return StepResult(trajs, scores, adv, include, metrics)
+
+
+def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh=None, engine=None) -> dict[str, float]:
+    """The `egrpo train` loop. Pieces may be injected (tests); the rest is built from `cfg`."""
+    import jax
+
+    from egrpo_jax import config as C
+    from egrpo_jax.checkpoint import Checkpointer, rng_from_meta
+    from egrpo_jax.data.pipeline import QuestionStream
+    from egrpo_jax.metrics_log import MetricsLogger
+    from egrpo_jax.rl.setup import build_mesh, build_policy
+
+    mesh = mesh or build_mesh(cfg)
+    if model is None:
+        model, tok = build_policy(cfg, mesh)
+        tokenizer = tokenizer or tok
+    if records is None:
+        from egrpo_jax.data.io import load_questions
+
+        records = load_questions(cfg.data.questions)
+    own_tools = tools is None
+    if own_tools:
+        from egrpo_jax.tools.registry import ToolSet, open_backend
+
+        tools = ToolSet(open_backend(C.search_spec(cfg)), C.tool_config(cfg), tokenizer=tokenizer)
+    trainer = RLTrainer(cfg, model, tokenizer, tools, mesh, engine=engine)
+    stream = QuestionStream(records, cfg.data.batch_size, seed=cfg.data.seed)
+    rng = jax.random.key(cfg.train.seed)
+    ckpt = Checkpointer(cfg.checkpoint.dir, every=cfg.checkpoint.every, keep=cfg.checkpoint.keep) \
+        if cfg.checkpoint.dir else None
+    start = 0
+    if ckpt is not None and ckpt.latest_step() is not None:
+        if not cfg.checkpoint.resume:
+            raise C.ConfigError(f"checkpoint.dir {cfg.checkpoint.dir} already holds step {ckpt.latest_step()}; "
+                                "pass --resume to continue it or choose another checkpoint.dir")
+        state, meta = ckpt.restore(trainer.learner.state)
+        trainer.learner.set_state(state)
+        stream.set_state(meta["data"])
+        saved = rng_from_meta(meta)
+        rng = rng if saved is None else saved
+        start = int(meta["step"])
+    log = MetricsLogger(cfg.logging.dir, every=cfg.logging.every, total=cfg.train.steps, initial=start,
+                        progress=cfg.logging.progress, desc="train",
+                        keys=("reward/mean", "accuracy", "entity_match/all", "tool_calls/per_rollout", "loss"))
+    last: dict[str, Any] = {}
+    try:
+        for step in range(start + 1, cfg.train.steps + 1):
+            questions = next(stream)
+            rng, sub = jax.random.split(rng)
+            seed = int(jax.random.randint(sub, (), 0, 2**31 - 1))
+            t0 = time.perf_counter()
+            res = trainer.step(questions, step, seed)
+            last = dict(res.metrics, **{"time/step_s": time.perf_counter() - t0})
+            log.log(step, last)
+            if ckpt is not None and (ckpt.should_save(step) or step == cfg.train.steps):
+                ckpt.save(step, trainer.learner.state, rng=rng, data_state=stream.get_state())
+    finally:
+        log.close()
+        if ckpt is not None:
+            ckpt.close()
+        if own_tools:
+            tools.close()
+    return last

@@ -1,0 +1,154 @@
+"""SFT cold start: demonstration trajectories -> (tokens, loss mask), a resumable demo stream,
+and the training loop (masked cross-entropy on model-written tokens only).
+
+Tokenisation mirrors the agent loop exactly: the prompt is `encode(render_prompt(tokenizer,
+question))`, then every segment is encoded on its own and appended; mask 1 on "model" segments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+ROLES = ("model", "tool")
+
+
+def tokenize_demo(demo: dict[str, Any], tokenizer, *, prompt_style: str = "full", where: str = "demo") -> tuple[list[int], list[int]]:
+    from egrpo_jax.agent.template import encode, render_prompt
+
+    prompt = encode(tokenizer, render_prompt(tokenizer, demo["question"], style=prompt_style))
+    tokens, mask = list(prompt), [0] * len(prompt)
+    for j, seg in enumerate(demo["segments"]):
+        role = seg.get("role")
+        if role not in ROLES or not isinstance(seg.get("text"), str):
+            raise ValueError(f"{where}: segments[{j}] must have role in {ROLES} and a text string, got {seg!r}")
+        ids = encode(tokenizer, seg["text"])
+        tokens += ids
+        mask += [1 if role == "model" else 0] * len(ids)
+    return tokens, mask
+
+
+def load_demos(path: str, tokenizer, *, prompt_style: str = "full", correct_only: bool = True,
+               max_len: int | None = None) -> tuple[list[tuple[list[int], list[int]]], dict[str, int]]:
+    """Read the demo JSONL; returns the tokenised demos and counts (kept, wrong_skipped, truncated)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"data.demos {path}: file not found")
+    out, stats = [], {"kept": 0, "wrong_skipped": 0, "truncated": 0}
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{n}"
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
+            for key in ("question", "segments"):
+                if key not in d:
+                    raise ValueError(f"{where}: missing field '{key}'")
+            if correct_only and d.get("correct") is False:
+                stats["wrong_skipped"] += 1
+                continue
+            toks, mask = tokenize_demo(d, tokenizer, prompt_style=prompt_style, where=where)
+            if max_len and len(toks) > max_len:
+                stats["truncated"] += 1
+                toks, mask = toks[:max_len], mask[:max_len]
+            out.append((toks, mask))
+    stats["kept"] = len(out)
+    if not out:
+        raise ValueError(f"data.demos {path}: no usable demonstrations")
+    return out, stats
+
+
+class DemoStream:
+    """Batches of demo indices: a fresh seeded permutation per epoch; JSON state (epoch, position)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        if n < 1 or batch_size < 1:
+            raise ValueError(f"DemoStream needs n >= 1 and batch_size >= 1, got {n}, {batch_size}")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.epoch, self.pos = 0, 0
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+
+    def __next__(self) -> list[int]:
+        out: list[int] = []
+        while len(out) < self.batch_size:
+            perm = self._perm(self.epoch)
+            take = perm[self.pos: self.pos + self.batch_size - len(out)]
+            out += take.tolist()
+            self.pos += len(take)
+            if self.pos >= self.n:
+                self.epoch, self.pos = self.epoch + 1, 0
+        return out
+
+    def get_state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "pos": self.pos, "n": self.n, "batch_size": self.batch_size, "seed": self.seed}
+
+    def set_state(self, state: dict[str, int]) -> None:
+        for k in ("n", "batch_size", "seed"):
+            if state.get(k) != getattr(self, k):
+                raise ValueError(f"demo stream state '{k}' is {state.get(k)!r}, this run has {getattr(self, k)!r}")
+        self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+
+
+def run_sft(cfg) -> dict[str, float]:
+    """The `egrpo sft` loop; resumes from checkpoint.dir when checkpoint.resume is set."""
+    import jax
+
+    from egrpo_jax import config as C
+    from egrpo_jax.checkpoint import Checkpointer, rng_from_meta
+    from egrpo_jax.metrics_log import MetricsLogger
+    from egrpo_jax.rl.batch import pack_sequences
+    from egrpo_jax.rl.learner import Learner
+    from egrpo_jax.rl.setup import build_mesh, build_policy, loss_settings, optim_settings
+
+    mesh = build_mesh(cfg)
+    model, tok = build_policy(cfg, mesh)
+    demos, stats = load_demos(cfg.data.demos, tok, prompt_style=cfg.agent.prompt_style,
+                              max_len=cfg.train.max_seq_len)
+    learner = Learner(model, mesh, optim_settings(cfg), loss_settings(cfg, "sft"),
+                      microbatches=cfg.optim.microbatches)
+    stream = DemoStream(len(demos), cfg.data.batch_size, cfg.data.seed)
+    rng = jax.random.key(cfg.train.seed)
+    ckpt = Checkpointer(cfg.checkpoint.dir, every=cfg.checkpoint.every, keep=cfg.checkpoint.keep) \
+        if cfg.checkpoint.dir else None
+    start = 0
+    if ckpt is not None and ckpt.latest_step() is not None and not cfg.checkpoint.resume:
+        raise C.ConfigError(f"checkpoint.dir {cfg.checkpoint.dir} already holds step {ckpt.latest_step()}; "
+                            "pass --resume to continue it or choose another checkpoint.dir")
+    if ckpt is not None and cfg.checkpoint.resume and ckpt.latest_step() is not None:
+        state, meta = ckpt.restore(learner.state)
+        learner.set_state(state)
+        stream.set_state(meta["data"])
+        saved_rng = rng_from_meta(meta)
+        rng = rng if saved_rng is None else saved_rng
+        start = int(meta["step"])
+    log = MetricsLogger(cfg.logging.dir, every=cfg.logging.every, total=cfg.train.steps, initial=start,
+                        progress=cfg.logging.progress, keys=("loss", "tokens_per_s"), desc="sft")
+    last: dict[str, float] = {}
+    try:
+        for step in range(start + 1, cfg.train.steps + 1):
+            idx = next(stream)
+            batch = pack_sequences([demos[i][0] for i in idx], [demos[i][1] for i in idx],
+                                   row_multiple=learner.row_multiple(), max_len=cfg.train.max_seq_len)
+            t0 = time.perf_counter()
+            m = learner.train_step(batch)
+            dt = time.perf_counter() - t0
+            rng, _ = jax.random.split(rng)  # carried for parity with RL runs (sampling seeds)
+            last = dict(m, step_s=dt, tokens_per_s=float(batch.tokens.size) / max(dt, 1e-9),
+                        **{"data/batch_hash": float(sum((i + 1) * 7919 ** k for k, i in enumerate(idx)) % 1_000_003)},
+                        shapes_compiled=float(len(learner.compiled_shapes)))
+            log.log(step, last)
+            if ckpt is not None and (ckpt.should_save(step) or step == cfg.train.steps):
+                ckpt.save(step, learner.state, rng=rng, data_state=stream.get_state())
+    finally:
+        log.close()
+        if ckpt is not None:
+            ckpt.close()
+    return dict(last, **{f"demos/{k}": float(v) for k, v in stats.items()})

@@ -1,0 +1,70 @@
+import argparse
+
+import pytest
+
+from egrpo_jax.config import (
+    ConfigError, add_config_arguments, agent_config, load_config, model_config, sampling_params, tool_config,
+)
+
+
+def test_defaults_and_tiny_cpu_load():
+    cfg = load_config()
+    assert cfg.rl.alpha == 0.3 and cfg.rl.group_size == 8 and cfg.rl.aggregation == "seq_mean"
+    assert cfg.rl.beta == 0.0 and cfg.optim.lr == 2e-6
+    tiny = load_config("configs/tiny_cpu.py", ["rl.alpha=0.1", "rl.dynamic_sampling=true", "optim.lr=5e-4"])
+    assert tiny.rl.alpha == 0.1 and tiny.rl.dynamic_sampling is True and tiny.optim.lr == 5e-4
+    assert tiny.model.tokenizer == "byte"
+    assert agent_config(tiny).group_size == tiny.rl.group_size == 4
+    assert sampling_params(tiny).top_p == 1.0
+    assert tool_config(tiny).topk == 3
+    assert model_config(tiny).vocab_size == 257 and model_config(tiny).qkv_bias
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("rl.alpha=-0.1", "config key rl.alpha = -0.1: must be a number >= 0.0"),
+        ("rl.aggregation=mean", "config key rl.aggregation = 'mean': must be one of ['seq_mean', 'token_mean', 'dr_grpo']"),
+        ("rl.group_size=x", "config key rl.group_size = 'x': must be an integer"),
+        ("rl.nope=1", "config key rl.nope: unknown"),
+        ("sampling.top_p=0", "config key sampling.top_p = 0.0: must be a number > 0.0 and <= 1.0"),
+        ("rl.dynamic_sampling=maybe", "config key rl.dynamic_sampling = 'maybe': must be true or false"),
+        ("rl.aggregation=dr_grpo", "config key rl.dr_grpo_norm = 0: must be >= 1"),
+        ("rl.alpha_schedule=linear", "config key rl.alpha_decay_steps = 0: must be >= 1"),
+        ("agent.prompt_style=weird", "agent.prompt_style must be one of"),
+        ("optim.logprob_chunk=3", "optim.logprob_chunk = 3: must be 0 or a power of two"),
+        ("mesh.data=0", "config key mesh.data = 0: must be an integer >= 1 or one of [-1]"),
+    ],
+)
+def test_bad_values_are_one_line_errors(override, message):
+    with pytest.raises(ConfigError) as e:
+        load_config("configs/tiny_cpu.py", [override])
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_config_file_errors(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def get_config():\n    return {'rl': {'alhpa': 0.3}}\n")
+    with pytest.raises(ConfigError, match="config key rl.alhpa: unknown"):
+        load_config(str(bad))
+    partial = tmp_path / "partial.py"
+    partial.write_text("import ml_collections\ndef get_config():\n    return ml_collections.ConfigDict({'rl': {'alpha': 0.5}})\n")
+    assert load_config(str(partial)).rl.alpha == 0.5
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(str(tmp_path / "missing.py"))
+
+
+def test_cli_overrides_through_a_subparser():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    p = sub.add_parser("train")
+    add_config_arguments(p)
+    p.add_argument("--resume", action="store_true")
+    args = parser.parse_args(["train", "--config", "configs/tiny_cpu.py", "--config.rl.alpha=0.3",
+                              "--resume", "--config.rl.beta", "0.01"])
+    assert args.config == "configs/tiny_cpu.py" and args.resume
+    assert args.config_overrides == ["rl.alpha=0.3", "rl.beta=0.01"]
+    cfg = load_config(args.config, args.config_overrides)
+    assert cfg.rl.beta == 0.01
+    with pytest.raises(AttributeError):
+        cfg.rl.new_key = 1  # locked after load
