@@ -51,7 +51,7 @@ class ModelConfig:
         ):
             raise ValueError(f"model.rope_scaling: unsupported rope_type {self.rope_scaling.get('rope_type')!r}")
 
-    def replace(self, **kw: Any) -> "ModelConfig":
+    def replace(self, **kw: Any) -> ModelConfig:
         return dataclasses.replace(self, **kw)
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,11 +73,11 @@ class ModelConfig:
 
 def tiny_config(family: str = "llama", **kw: Any) -> ModelConfig:
     """A tiny model for tests and the CPU demo."""
-    base = dict(
-        family=family,
-        qkv_bias=family == "qwen2",
-        qk_norm=family == "qwen3",
-        tie_embeddings=family == "llama",
-    )
+    base = {
+        "family": family,
+        "qkv_bias": family == "qwen2",
+        "qk_norm": family == "qwen3",
+        "tie_embeddings": family == "llama",
+    }
     base.update(kw)
     return ModelConfig(**base)

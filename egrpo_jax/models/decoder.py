@@ -43,7 +43,7 @@ class RMSNorm(nnx.Module):
         xf = x.astype(jnp.float32)
         var = jnp.mean(xf * xf, axis=-1, keepdims=True)
         y = xf * jax.lax.rsqrt(var + self.eps)
-        return (y * self.scale.value.astype(jnp.float32)).astype(x.dtype)
+        return (y * self.scale[...].astype(jnp.float32)).astype(x.dtype)
 
 
 def rope_inv_freq(cfg: ModelConfig) -> jnp.ndarray:
@@ -96,13 +96,13 @@ class Attention(nnx.Module):
         cfg = self.cfg
         dt = x.dtype
         b, t, _ = x.shape
-        q = x @ self.wq.value.astype(dt)
-        k = x @ self.wk.value.astype(dt)
-        v = x @ self.wv.value.astype(dt)
+        q = x @ self.wq[...].astype(dt)
+        k = x @ self.wk[...].astype(dt)
+        v = x @ self.wv[...].astype(dt)
         if cfg.qkv_bias:
-            q = q + self.bq.value.astype(dt)
-            k = k + self.bk.value.astype(dt)
-            v = v + self.bv.value.astype(dt)
+            q = q + self.bq[...].astype(dt)
+            k = k + self.bk[...].astype(dt)
+            v = v + self.bv[...].astype(dt)
         q = q.reshape(b, t, cfg.num_heads, cfg.head_dim)
         k = k.reshape(b, t, cfg.num_kv_heads, cfg.head_dim)
         v = v.reshape(b, t, cfg.num_kv_heads, cfg.head_dim)
@@ -136,7 +136,7 @@ class Attention(nnx.Module):
         probs = jax.nn.softmax(scores, axis=-1).astype(dt)
         out = jnp.einsum("bkgts,bskd->btkgd", probs, values)
         out = out.reshape(b, t, cfg.num_heads * cfg.head_dim)
-        return out @ self.wo.value.astype(dt), cache
+        return out @ self.wo[...].astype(dt), cache
 
 
 class MLP(nnx.Module):
@@ -149,9 +149,9 @@ class MLP(nnx.Module):
 
     def __call__(self, x):
         dt = x.dtype
-        g = x @ self.w_gate.value.astype(dt)
-        u = x @ self.w_up.value.astype(dt)
-        return (jax.nn.silu(g) * u) @ self.w_down.value.astype(dt)
+        g = x @ self.w_gate[...].astype(dt)
+        u = x @ self.w_up[...].astype(dt)
+        return (jax.nn.silu(g) * u) @ self.w_down[...].astype(dt)
 
 
 class Block(nnx.Module):
@@ -185,7 +185,7 @@ class Decoder(nnx.Module):
         b, t = tokens.shape
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32)[None], (b, t))
-        x = jnp.take(self.embed.value, tokens, axis=0).astype(jnp.dtype(cfg.dtype))
+        x = jnp.take(self.embed[...], tokens, axis=0).astype(jnp.dtype(cfg.dtype))
         inv_freq = rope_inv_freq(cfg)
         for i, block in enumerate(self.layers):
             if cfg.remat:
@@ -198,7 +198,7 @@ class Decoder(nnx.Module):
         return self.norm(x), cache
 
     def logits(self, h: jax.Array) -> jax.Array:
-        w = self.embed.value.T if self.cfg.tie_embeddings else self.lm_head.value
+        w = self.embed[...].T if self.cfg.tie_embeddings else self.lm_head[...]
         return jnp.einsum("bth,hv->btv", h, w.astype(h.dtype), preferred_element_type=jnp.float32)
 
     def __call__(self, tokens, positions=None, *, cache: KVCache | None = None):

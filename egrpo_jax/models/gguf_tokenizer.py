@@ -104,6 +104,6 @@ def tokenizer_from_reader(reader: gguf.GGUFReader, path: str) -> Tokenizer:
 
 
 def tokenizer_from_gguf(path: str) -> Tokenizer:
-    from egrpo_jax.models.gguf_io import open_gguf  # noqa: PLC0415
+    from egrpo_jax.models.gguf_io import open_gguf
 
     return tokenizer_from_reader(open_gguf(path), path)

@@ -222,8 +222,8 @@ def hf_array_getter(weights: HFWeights, cfg: ModelConfig, source: str) -> Callab
 
 def host_params(model) -> dict[tuple, np.ndarray]:
     """nnx path -> host NumPy array for every parameter (gathers across processes if needed)."""
-    from flax import nnx  # noqa: PLC0415
-    from jax.experimental import multihost_utils  # noqa: PLC0415
+    from flax import nnx
+    from jax.experimental import multihost_utils
 
     out = {}
     for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):

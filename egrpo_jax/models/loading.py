@@ -27,7 +27,7 @@ def load_config(path: str, *, dtype: str = "float32") -> ModelConfig:
     """The ModelConfig of an HF folder or .gguf file (no weights read)."""
     _check_dtype(dtype)
     if _is_gguf(path):
-        from egrpo_jax.models.gguf_io import GGUFCheckpoint  # noqa: PLC0415
+        from egrpo_jax.models.gguf_io import GGUFCheckpoint
 
         return GGUFCheckpoint(path).config(dtype)
     cfg_path = os.path.join(path, "config.json")
@@ -48,8 +48,8 @@ def load_pretrained(path: str, *, mesh: Mesh | None = None, dtype: str = "float3
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: file not found")
     if _is_gguf(path):
-        from egrpo_jax.models.gguf_io import GGUFCheckpoint  # noqa: PLC0415
-        from egrpo_jax.models.gguf_tokenizer import tokenizer_from_reader  # noqa: PLC0415
+        from egrpo_jax.models.gguf_io import GGUFCheckpoint
+        from egrpo_jax.models.gguf_tokenizer import tokenizer_from_reader
 
         ckpt = GGUFCheckpoint(path)
         cfg = ckpt.config(dtype).replace(param_dtype=pdt)
@@ -73,7 +73,7 @@ def save_pretrained(model_or_loaded: Decoder | Pretrained, tokenizer: Tokenizer 
 
     Multi-process: every process must call this (parameters are gathered); process 0 writes.
     """
-    import jax  # noqa: PLC0415
+    import jax
 
     if out_dir is None:
         raise ValueError("save_pretrained: out_dir is required")
@@ -92,7 +92,7 @@ def save_pretrained(model_or_loaded: Decoder | Pretrained, tokenizer: Tokenizer 
     if not write:
         return out_dir
     eos_ids = list(tokenizer.eos_ids) if tokenizer is not None else []
-    ids = dict(bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id) if tokenizer else {}
+    ids = {"bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id, "pad_id": tokenizer.pad_id} if tokenizer else {}
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:
         json.dump(hf_io.config_to_hf(cfg, **ids), f, indent=2)
     gen = {"bos_token_id": ids.get("bos_id"), "eos_token_id": eos_ids or None, "pad_token_id": ids.get("pad_id")}

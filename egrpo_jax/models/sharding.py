@@ -23,7 +23,7 @@ def state_shardings(state: nnx.State, mesh: Mesh) -> nnx.State:
 
     def one(var):
         axes = var.get_metadata().get("axes")
-        return var.replace(named_sharding(axes, var.value.shape, mesh))
+        return var.replace(named_sharding(axes, var.get_value().shape, mesh))
 
     return jax.tree.map(one, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
 
@@ -60,12 +60,12 @@ def model_from_arrays(
     flat_sh = dict(nnx.to_flat_state(shardings))
     leaves = []
     for path, var in flat_abs.items():
-        shape = tuple(var.value.shape)
+        shape = tuple(var.get_value().shape)
         arr = get_array(path, shape)
         if tuple(arr.shape) != shape:
             raise ValueError(f"parameter {'.'.join(map(str, path))}: shape {arr.shape}, expected {shape}")
-        arr = np.asarray(arr, dtype=var.value.dtype)
-        sh = flat_sh[path].value
+        arr = np.asarray(arr, dtype=var.get_value().dtype)
+        sh = flat_sh[path].get_value()
         leaves.append((path, var.replace(jax.make_array_from_callback(shape, sh, lambda idx, a=arr: a[idx]))))
     state = nnx.from_flat_state(leaves)
     return nnx.merge(graphdef, state)
@@ -74,4 +74,4 @@ def model_from_arrays(
 def param_specs(model: Decoder) -> dict[str, object]:
     """path -> PartitionSpec of every parameter (for tests and logs)."""
     flat = nnx.to_flat_state(nnx.state(model))
-    return {".".join(map(str, p)): v.value.sharding.spec for p, v in flat}
+    return {".".join(map(str, p)): v.get_value().sharding.spec for p, v in flat}

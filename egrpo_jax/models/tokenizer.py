@@ -58,7 +58,7 @@ class _SPBackend:
     """sentencepiece .model; control pieces written in the text (e.g. "</s>") are kept whole."""
 
     def __init__(self, path: str):
-        import sentencepiece  # noqa: PLC0415
+        import sentencepiece
 
         self.path = path
         self.sp = sentencepiece.SentencePieceProcessor(model_file=path)
@@ -177,7 +177,7 @@ class Tokenizer:
     def from_pretrained(cls, path: str) -> Tokenizer:
         """An HF folder (tokenizer.json or tokenizer.model), a .gguf file, or a .model / tokenizer.json file."""
         if path.endswith(".gguf"):
-            from egrpo_jax.models.gguf_tokenizer import tokenizer_from_gguf  # noqa: PLC0415
+            from egrpo_jax.models.gguf_tokenizer import tokenizer_from_gguf
 
             return tokenizer_from_gguf(path)
         if os.path.isfile(path):
@@ -259,7 +259,7 @@ class Tokenizer:
         message, then "<|im_start|>assistant\\n" when `add_generation_prompt`. Extra kwargs (tools,
         enable_thinking, ...) are passed to the template.
         """
-        from egrpo_jax.models.chat_template import render  # noqa: PLC0415
+        from egrpo_jax.models.chat_template import render
 
         tok = {k: (self.id_to_token(v) if v is not None else None)
                for k, v in (("bos_token", self.bos_id), ("eos_token", self.eos_id), ("pad_token", self.pad_id))}

@@ -11,15 +11,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 def main() -> None:
     pid, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-    import jax  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-    from flax import nnx  # noqa: PLC0415
-    from jax.experimental import multihost_utils  # noqa: PLC0415
-    from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: PLC0415
-    from mesh_helpers import CFG, TOKENS, host_array  # noqa: PLC0415
+    import jax
+    import numpy as np
+    from flax import nnx
+    from jax.experimental import multihost_utils
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+    from mesh_helpers import CFG, TOKENS, host_array
 
-    from egrpo_jax.mesh import init_distributed, make_mesh  # noqa: PLC0415
-    from egrpo_jax.models.sharding import model_from_arrays, param_specs  # noqa: PLC0415
+    from egrpo_jax.mesh import init_distributed, make_mesh
+    from egrpo_jax.models.sharding import model_from_arrays, param_specs
 
     assert init_distributed(f"127.0.0.1:{port}", num_processes=2, process_id=pid)
     assert jax.process_count() == 2 and jax.device_count() == 4 and jax.local_device_count() == 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import transformers
 
-COMMON = dict(vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
-              num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5)
+COMMON = {"vocab_size": 96, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "max_position_embeddings": 256, "rms_norm_eps": 1e-5}
 
 LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 50000.0, "factor": 8.0, "low_freq_factor": 1.0,
                "high_freq_factor": 4.0, "original_max_position_embeddings": 16}
@@ -33,6 +33,6 @@ def make_hf_model(family: str, seed: int = 0, **overrides):
     return model
 
 
-def hf_logits(model, tokens) -> "torch.Tensor":
+def hf_logits(model, tokens) -> torch.Tensor:
     with torch.no_grad():
         return model(torch.as_tensor(tokens)).logits.float().numpy()

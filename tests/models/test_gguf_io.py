@@ -13,9 +13,9 @@ from egrpo_jax.models.hf_io import host_params
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
-from gguf_tiny import llama_cpp_permute, write_gguf  # noqa: E402
-from hf_tiny import hf_logits, make_hf_model  # noqa: E402
-from tok_tiny import train_tiny_bpe  # noqa: E402
+from gguf_tiny import llama_cpp_permute, write_gguf
+from hf_tiny import hf_logits, make_hf_model
+from tok_tiny import train_tiny_bpe
 
 Q = gguf.GGMLQuantizationType
 TOKENS = np.array([[5, 17, 33, 2, 90, 41, 7, 7, 60, 12, 3]], np.int32)

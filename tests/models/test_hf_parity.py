@@ -12,7 +12,7 @@ from egrpo_jax.models.hf_io import host_params
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)  # 2 shared CPU cores: torch threads spinning against XLA's are ~10x slower
 transformers = pytest.importorskip("transformers")
-from hf_tiny import hf_logits, make_hf_model  # noqa: E402
+from hf_tiny import hf_logits, make_hf_model
 
 TOKENS = np.array([[5, 17, 33, 2, 90, 41, 7, 7, 60, 12, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]], np.int32)
 

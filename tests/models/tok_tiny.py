@@ -15,7 +15,7 @@ CORPUS = [
 ] * 20
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _trained(vocab_size: int) -> str:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

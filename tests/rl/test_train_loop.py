@@ -58,7 +58,7 @@ class ActionTokenizer:
 
 
 def _biased_model(mesh):
-    """A random policy over well-formed actions: P(call) ~ 0.55, P(answer) ~ 0.45."""
+    """A random policy over well-formed actions: P(call) ~ 0.52, P(answer) ~ 0.48."""
     model = create_model(tiny_config("qwen2", vocab_size=259, num_layers=1), mesh=mesh, seed=0)
 
     def put(var, new):
@@ -66,8 +66,8 @@ def _biased_model(mesh):
 
     put(model.embed, model.embed.get_value().at[:, 0].set(100.0))
     put(model.norm.scale, jnp.zeros_like(model.norm.scale.get_value()).at[0].set(1.0))
-    head = jnp.zeros_like(model.lm_head.get_value()).at[0, :].set(-0.2)
-    put(model.lm_head, head.at[0, CALL].set(0.05).at[0, ANSWER].set(-0.15).at[0, 3:].set(-0.4))
+    head = jnp.zeros_like(model.lm_head.get_value()).at[0, :].set(-10.0)
+    put(model.lm_head, head.at[0, CALL].set(1.0).at[0, ANSWER].set(0.9))
     return model
 
 
