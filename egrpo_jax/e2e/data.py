@@ -8,6 +8,7 @@ count is reported. The same ToolConfig is used for the demos and later for the r
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 import time
@@ -18,6 +19,9 @@ from egrpo_jax.data.synth.oracle import PERFECT, RECOVERED, WRONG, Oracle, Unans
 from egrpo_jax.data.synth.questions import make_questions, split_questions
 from egrpo_jax.data.synth.world import build_world
 from egrpo_jax.e2e.settings import PipelineSettings
+
+
+STATS_FILE = "data.json"  # written last: its presence means the folder is complete
 
 
 @dataclasses.dataclass
@@ -86,8 +90,20 @@ def build_data(settings: PipelineSettings, out_dir: str, *, tokenizer: bool = Tr
         "demos": len(demos), "demos/correct": sum(bool(d["correct"]) for d in demos),
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    return DataPaths(out_dir, paths["train"], paths["dev"], paths["test"], corpus_path, demos_path, index_dir,
-                     tok_dir, stats)
+    out = DataPaths(out_dir, paths["train"], paths["dev"], paths["test"], corpus_path, demos_path, index_dir,
+                    tok_dir, stats)
+    with open(os.path.join(out_dir, STATS_FILE), "w", encoding="utf-8") as f:
+        json.dump(dataclasses.asdict(out), f, indent=2)
+    return out
+
+
+def existing_data(out_dir: str) -> DataPaths | None:
+    """The DataPaths of a folder build_data finished earlier (None if there is none)."""
+    path = os.path.join(out_dir, STATS_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return DataPaths(**json.load(f))
 
 
 def train_tokenizer(corpus, demos, settings: PipelineSettings):

@@ -21,7 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from egrpo_jax.mesh import named_sharding
 from egrpo_jax.rl.batch import TrainBatch
-from egrpo_jax.rl.logprobs import token_logprobs
+from egrpo_jax.rl.logprobs import token_logprobs, trained_window
 from egrpo_jax.rl.loss import policy_loss_terms, sft_loss_terms, token_weights
 
 SCHEDULES = ("cosine", "constant")
@@ -125,14 +125,15 @@ class Learner:
         if loss.kind == "rl" and loss.beta > 0:
             # frozen reference = the initial policy; only materialised when the KL term is on
             self.ref_params = jax.tree.map(jnp.copy, params)
-        self._step = jax.jit(self._step_fn, donate_argnums=(0,), out_shardings=(self.state_shardings, None))
-        self._ref_logp = jax.jit(self._ref_logp_fn)
+        self._step = jax.jit(self._step_fn, donate_argnums=(0,), static_argnums=(2,),
+                             out_shardings=(self.state_shardings, None))
+        self._ref_logp = jax.jit(self._ref_logp_fn, static_argnums=(3,))
         self.compiled_shapes: set[tuple[int, ...]] = set()
 
     # ---- pure functions (traced) -------------------------------------------------------------
-    def _mb_loss(self, params, mb):
+    def _mb_loss(self, params, mb, window: int):
         model = nnx.merge(self.graphdef, params, self.rest)
-        logp, ent = token_logprobs(model, mb["tokens"], self.loss.logprob_chunk)
+        logp, ent = token_logprobs(model, mb["tokens"], self.loss.logprob_chunk, mb["start"], window)
         w = mb["weights"]
         if self.loss.kind == "sft":
             loss, sums = sft_loss_terms(logp, w)
@@ -144,16 +145,16 @@ class Learner:
         sums["entropy"] = jnp.sum((w > 0) * ent)
         return loss, sums
 
-    def _step_fn(self, state: TrainState, batch: dict[str, jax.Array]):
+    def _step_fn(self, state: TrainState, batch: dict[str, jax.Array], window: int):
         grad_fn = jax.value_and_grad(self._mb_loss, has_aux=True)
         first = jax.tree.map(lambda x: x[0], batch)
         zeros_g = jax.tree.map(jnp.zeros_like, state.params)
-        _, sums_shape = jax.eval_shape(self._mb_loss, state.params, first)
+        _, sums_shape = jax.eval_shape(lambda p, b: self._mb_loss(p, b, window), state.params, first)
         zeros_s = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape)
 
         def body(carry, mb):
             g_acc, l_acc, s_acc = carry
-            (l, s), g = grad_fn(state.params, mb)
+            (l, s), g = grad_fn(state.params, mb, window)
             return (_tree_add(g_acc, g), l_acc + l, _tree_add(s_acc, s)), None
 
         (grads, loss, sums), _ = jax.lax.scan(body, (zeros_g, jnp.zeros((), jnp.float32), zeros_s), batch)
@@ -169,12 +170,13 @@ class Learner:
         metrics = dict(sums, loss=loss, grad_norm=gnorm, finite=finite)
         return new, metrics
 
-    def _ref_logp_fn(self, ref_params, tokens):
+    def _ref_logp_fn(self, ref_params, tokens, start, window: int):
         model = nnx.merge(self.graphdef, ref_params, self.rest)
-        return jax.lax.map(lambda t: token_logprobs(model, t, self.loss.logprob_chunk)[0], tokens)
+        return jax.lax.map(lambda x: token_logprobs(model, x[0], self.loss.logprob_chunk, x[1], window)[0],
+                           (tokens, start))
 
     # ---- host side ---------------------------------------------------------------------------
-    def device_batch(self, batch: TrainBatch, weights: np.ndarray) -> dict[str, jax.Array]:
+    def device_batch(self, batch: TrainBatch, weights: np.ndarray, start: np.ndarray) -> dict[str, jax.Array]:
         """[B, T] host arrays -> [M, B/M, T] global arrays sharded over the data axes."""
         m = self.microbatches
         b, t = batch.tokens.shape
@@ -182,7 +184,7 @@ class Learner:
             raise ValueError(f"batch rows {b} not divisible by optim.microbatches {m}")
         host = {
             "tokens": batch.tokens, "weights": weights, "old_logp": batch.old_logp,
-            "advantages": batch.advantages,
+            "advantages": batch.advantages, "start": start,
         }
         out = {}
         for k, v in host.items():
@@ -199,12 +201,14 @@ class Learner:
         """One update on `batch`; returns host metrics (means over trained tokens)."""
         agg = "token_mean" if self.loss.kind == "sft" else aggregation
         weights = np.asarray(token_weights(batch.mask, agg, dr_grpo_norm), np.float32)
-        dev = self.device_batch(batch, weights)
+        # log-probs only over the span of trained tokens (a static, power-of-two window)
+        start, window = trained_window(weights)
+        dev = self.device_batch(batch, weights, start)
         if self.ref_params is not None:
-            dev["ref_logp"] = self._ref_logp(self.ref_params, dev["tokens"])
-        self.compiled_shapes.add(batch.tokens.shape)
+            dev["ref_logp"] = self._ref_logp(self.ref_params, dev["tokens"], dev["start"], window)
+        self.compiled_shapes.add(batch.tokens.shape + (window,))
         with jax.set_mesh(self.mesh):
-            self.state, metrics = self._step(self.state, dev)
+            self.state, metrics = self._step(self.state, dev, window)
         nnx.update(self.model, self.state.params)
         return summarize(jax.device_get(metrics))
 

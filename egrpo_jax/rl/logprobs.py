@@ -14,30 +14,67 @@ import jax.numpy as jnp
 
 def _chunk_stats(model, h: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
     logits = model.logits(h).astype(jnp.float32)  # [B, C, V]
-    lsm = jax.nn.log_softmax(logits, axis=-1)
-    lp = jnp.take_along_axis(lsm, targets[..., None], axis=-1)[..., 0]
-    ent = -jnp.sum(jnp.exp(lsm) * lsm, axis=-1)
+    lse = jax.nn.logsumexp(logits, axis=-1)
+    lp = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0] - lse
+    # entropy is a metric only: no gradient path through it
+    sl, slse = jax.lax.stop_gradient(logits), jax.lax.stop_gradient(lse)
+    ent = slse - jnp.sum(jax.nn.softmax(sl, axis=-1) * sl, axis=-1)
     return lp, ent
 
 
-def token_logprobs(model, tokens: jax.Array, chunk: int = 0) -> tuple[jax.Array, jax.Array]:
-    """tokens int32 [B, T] -> (logp [B, T], entropy [B, T]), float32, aligned to the tokens."""
+def token_logprobs(
+    model, tokens: jax.Array, chunk: int = 0, start: jax.Array | None = None, window: int = 0
+) -> tuple[jax.Array, jax.Array]:
+    """tokens int32 [B, T] -> (logp [B, T], entropy [B, T]), float32, aligned to the tokens.
+
+    With `window` > 0 and `start` [B], only tokens start_b .. start_b + window - 1 of each row get
+    a log-prob (others 0): the vocabulary projection, the most expensive part for short models,
+    then skips the prompt and everything outside the span of trained tokens.
+    """
     b, t = tokens.shape
     h, _ = model.hidden(tokens)
     targets = jnp.concatenate([tokens[:, 1:], jnp.zeros((b, 1), tokens.dtype)], axis=1)
-    if chunk <= 0 or chunk >= t or t % chunk:
-        lp, ent = _chunk_stats(model, h, targets)
-    else:
-        n = t // chunk
-        hs = h.reshape(b, n, chunk, h.shape[-1]).swapaxes(0, 1)
-        ts = targets.reshape(b, n, chunk).swapaxes(0, 1)
-
-        @jax.checkpoint
-        def one(hc, tc):
-            return _chunk_stats(model, hc, tc)
-
-        lp, ent = jax.lax.map(lambda xs: one(*xs), (hs, ts))
-        lp = lp.swapaxes(0, 1).reshape(b, t)
-        ent = ent.swapaxes(0, 1).reshape(b, t)
+    if window and start is not None and window < t:
+        # predictions for tokens start..start+window-1 come from positions start-1..start+window-2
+        pos = jnp.clip(start[:, None] - 1, 0, t - 1) + jnp.arange(window)[None, :]  # [B, W]
+        pos_c = jnp.minimum(pos, t - 1)
+        hw = jnp.take_along_axis(h, pos_c[..., None], axis=1)
+        tw = jnp.take_along_axis(targets, pos_c, axis=1)
+        lp, ent = _project(model, hw, tw, chunk)
+        rows = jnp.arange(b)[:, None]
+        out_lp = jnp.zeros((b, t), jnp.float32).at[rows, pos + 1].set(lp, mode="drop")
+        out_ent = jnp.zeros((b, t), jnp.float32).at[rows, pos + 1].set(ent, mode="drop")
+        return out_lp, out_ent
+    lp, ent = _project(model, h, targets, chunk)
     zero = jnp.zeros((b, 1), jnp.float32)
     return jnp.concatenate([zero, lp[:, :-1]], axis=1), jnp.concatenate([zero, ent[:, :-1]], axis=1)
+
+
+def _project(model, h: jax.Array, targets: jax.Array, chunk: int) -> tuple[jax.Array, jax.Array]:
+    b, t = targets.shape
+    if chunk <= 0 or chunk >= t or t % chunk:
+        return _chunk_stats(model, h, targets)
+    n = t // chunk
+    hs = h.reshape(b, n, chunk, h.shape[-1]).swapaxes(0, 1)
+    ts = targets.reshape(b, n, chunk).swapaxes(0, 1)
+
+    @jax.checkpoint
+    def one(hc, tc):
+        return _chunk_stats(model, hc, tc)
+
+    lp, ent = jax.lax.map(lambda xs: one(*xs), (hs, ts))
+    return lp.swapaxes(0, 1).reshape(b, t), ent.swapaxes(0, 1).reshape(b, t)
+
+
+def trained_window(mask) -> tuple["np.ndarray", int]:
+    """Host side: first trained token per row and the power-of-two window covering every row's span."""
+    import numpy as np
+
+    m = np.asarray(mask) > 0
+    b, t = m.shape
+    any_ = m.any(axis=1)
+    first = np.where(any_, m.argmax(axis=1), 1)
+    last = np.where(any_, t - 1 - m[:, ::-1].argmax(axis=1), 1)
+    span = int((last - first + 1).max()) if any_.any() else 1
+    window = 1 << (span - 1).bit_length()
+    return first.astype(np.int32), min(window, t)

@@ -8,7 +8,9 @@ from egrpo_jax.models.config import tiny_config
 from egrpo_jax.models.sharding import create_model
 from egrpo_jax.rl.batch import TrainBatch, pack_sequences
 from egrpo_jax.rl.learner import Learner, LossSettings, OptimSettings
-from egrpo_jax.rl.logprobs import token_logprobs
+import jax.numpy as jnp
+
+from egrpo_jax.rl.logprobs import token_logprobs, trained_window
 
 CFG = tiny_config("qwen2", num_layers=1)
 
@@ -42,6 +44,14 @@ def test_token_logprobs_match_full_logits_and_chunking():
     lp4, ent4 = jax.jit(lambda t: token_logprobs(model, t, chunk=4))(tokens)
     np.testing.assert_allclose(np.asarray(lp4), np.asarray(lp), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(ent4), np.asarray(ent), rtol=1e-5)
+    # window mode: only tokens start_b .. start_b + W - 1 get log-probs, equal to the full ones there
+    mask = np.zeros((2, 16), np.float32)
+    mask[0, 5:9], mask[1, 12:16] = 1, 1
+    start, window = trained_window(mask)
+    assert start.tolist() == [5, 12] and window == 4
+    lpw, _ = token_logprobs(model, tokens, 0, jnp.asarray(start), window)
+    np.testing.assert_allclose(np.asarray(lpw)[mask > 0], np.asarray(lp)[mask > 0], rtol=1e-5)
+    assert np.all(np.asarray(lpw)[mask == 0] == 0)
 
 
 @pytest.fixture(scope="module")

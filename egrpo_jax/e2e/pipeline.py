@@ -1,0 +1,246 @@
+"""The shared end-to-end pipeline: data -> SFT -> eval -> RL -> eval -> before/after table.
+
+Each phase is a function so `egrpo replicate` can reuse them (one SFT, many RL runs). Every phase
+is timed; timings land in the run's summary.json next to the metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from egrpo_jax.e2e.data import DataPaths, build_data
+from egrpo_jax.e2e.settings import PipelineConfig, PipelineSettings
+
+# Rows of the before/after table: (summary key, label).
+TABLE_KEYS = (
+    ("pass@1", "Pass@1"),
+    ("pass@3", "Pass@3"),
+    ("tool_calls/mean", "tool calls / rollout"),
+    ("entity_match/correct", "entity match (correct)"),
+    ("entity_match/wrong", "entity match (wrong)"),
+    ("format_error_rate", "format errors"),
+)
+
+
+class Timer:
+    """Wall time per named phase, in order."""
+
+    def __init__(self, log: Callable[[str], None] = print):
+        self.seconds: dict[str, float] = {}
+        self.log = log
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        self.log(f"== {name}")
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - t0, 2)
+            self.log(f"== {name}: {self.seconds[name]:.1f} s")
+
+
+def run_configs(pc: PipelineConfig, data: DataPaths, out_dir: str, *, model_path: str = "",
+                tokenizer_vocab: int | None = None):
+    """(sft_cfg, rl_cfg): the config files' runs with this run folder's data, tokenizer and paths."""
+    from egrpo_jax import config as C
+
+    s = pc.pipeline
+    out = []
+    for name, base in (("sft", pc.sft), ("rl", pc.rl)):
+        cfg = copy.deepcopy(base)
+        cfg.data.questions, cfg.data.corpus, cfg.data.demos = data.train, data.corpus, data.demos
+        cfg.search.backend, cfg.search.index_dir = "bm25", data.index
+        cfg.search.topk, cfg.search.snippet_chars, cfg.search.page_tokens = (
+            s.tools.topk, s.tools.snippet_chars, s.tools.page_tokens)
+        if model_path:
+            cfg.model.path, cfg.model.tokenizer = model_path, ""
+        else:
+            cfg.model.path, cfg.model.tokenizer = "", data.tokenizer
+            cfg.model.tiny.vocab_size = int(tokenizer_vocab)
+        cfg.checkpoint.dir = os.path.join(out_dir, name, "ckpt")
+        cfg.checkpoint.every = cfg.train.steps  # the final step only: the runs are short
+        cfg.checkpoint.resume = False
+        cfg.checkpoint.init_from = os.path.join(out_dir, "sft", "ckpt") if name == "rl" else ""
+        cfg.logging.dir = os.path.join(out_dir, name, "logs")
+        C.validate(cfg)
+        if C.tool_config(cfg) != dataclasses.replace(s.tools, enabled=C.tool_config(cfg).enabled):
+            raise C.ConfigError(f"search.* of the run differs from the pipeline's tools {s.tools}")
+        out.append(cfg)
+    return out[0], out[1]
+
+
+def tokenizer_vocab(data: DataPaths) -> int:
+    from egrpo_jax.models.tokenizer import Tokenizer
+
+    return Tokenizer.from_pretrained(data.tokenizer).vocab_size
+
+
+def sft(cfg) -> dict[str, float]:
+    from egrpo_jax.rl.sft import run_sft
+
+    return run_sft(cfg)
+
+
+def load_policy(cfg):
+    """(mesh, model, tokenizer) of cfg, with checkpoint.init_from's params."""
+    from egrpo_jax.rl.setup import build_mesh, build_policy
+
+    mesh = build_mesh(cfg)
+    model, tok = build_policy(cfg, mesh)
+    return mesh, model, tok
+
+
+def open_tools(cfg, tokenizer):
+    from egrpo_jax import config as C
+    from egrpo_jax.tools.registry import ToolSet, open_backend
+
+    return ToolSet(open_backend(C.search_spec(cfg)), C.tool_config(cfg), tokenizer=tokenizer)
+
+
+def evaluate_policy(model, tok, tools, records, cfg, settings: PipelineSettings, out_dir: str, *, title: str,
+                    training_rows: Sequence[Mapping] | None = None, progress: bool = True,
+                    meta: Mapping | None = None) -> dict:
+    """k sampled rollouts per held-out question -> report folder; returns its summary."""
+    from tqdm import tqdm
+
+    from egrpo_jax.config import agent_config
+    from egrpo_jax.eval.report import load_summary, write_run_report
+    from egrpo_jax.eval.runner import evaluate
+    from egrpo_jax.sampling.api import SamplingParams
+
+    records = list(records)[: settings.eval_questions or None]
+    n_batches = -(-len(records) // settings.eval_batch)
+    bar = tqdm(total=n_batches, desc=f"eval {title}", disable=not progress, dynamic_ncols=True)
+
+    def on_batch(_b, _trajs, scores):
+        bar.update(1)
+        bar.set_postfix(acc=f"{sum(s.correct for s in scores) / max(len(scores), 1):.2f}", refresh=False)
+
+    sampling = SamplingParams(temperature=settings.eval_temperature, top_p=settings.eval_top_p)
+    try:
+        scores, summary = evaluate(model, tok, records, tools, k=settings.eval_k, sampling=sampling,
+                                   agent_cfg=agent_config(cfg), batch_size=settings.eval_batch,
+                                   seed=settings.eval_seed, ks=sorted({1, settings.eval_k}), on_batch=on_batch)
+    finally:
+        bar.close()
+    m = {"questions": len(records), "k": settings.eval_k, "temperature": settings.eval_temperature,
+         "top_p": settings.eval_top_p, **(meta or {})}
+    write_run_report(out_dir, scores, title=title, ks=sorted({1, settings.eval_k}), meta=m,
+                     training_rows=training_rows)
+    full = load_summary(out_dir)
+    full["time/eval_s"] = summary.get("time/eval_s")
+    return full
+
+
+def train_rl(cfg, model, tok, tools, mesh, records) -> dict[str, float]:
+    from egrpo_jax.rl.loop import run_train
+
+    return run_train(cfg, model=model, tokenizer=tok, tools=tools, records=records, mesh=mesh)
+
+
+def before_after_table(before: Mapping, after: Mapping, *, names: tuple[str, str] = ("SFT", "SFT + E-GRPO")) -> str:
+    """Markdown table, one metric per row (values from the two summaries)."""
+    from egrpo_jax.eval.report import format_value, lookup
+
+    lines = [f"| metric | {names[0]} | {names[1]} |", "|---|---|---|"]
+    for key, label in TABLE_KEYS:
+        a, b = lookup(before, key), lookup(after, key)
+        if a is None and b is None:
+            continue
+        lines.append(f"| {label} | {format_value(key, a)} | {format_value(key, b)} |")
+    for summ_key, label in (("entity_comparison.correct_higher", "questions: correct rollouts match more entities"),
+                            ("entity_comparison.wrong_higher", "questions: wrong rollouts match more entities")):
+        lines.append(f"| {label} | {lookup(before, summ_key)} | {lookup(after, summ_key)} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_pipeline(pc: PipelineConfig, out_dir: str, *, model_path: str = "", progress: bool = True,
+                 log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The whole demo; writes <out>/{data,sft,rl,eval_sft,eval_rl}/ and <out>/report.md."""
+    from egrpo_jax.data.io import load_questions
+    from egrpo_jax.metrics_log import read_metrics
+
+    if os.path.exists(os.path.join(out_dir, "sft", "ckpt")):
+        raise FileExistsError(f"{out_dir}: already holds a run (sft/ckpt); choose another --out or remove it")
+    quiet_tensorboard()
+    timer = Timer(log)
+    s = pc.pipeline
+    with timer.phase("data: world, corpus, demos, tokenizer, bm25 index"):
+        data = build_data(s, os.path.join(out_dir, "data"), tokenizer=not model_path)
+        log("   " + ", ".join(f"{k}={v}" for k, v in data.stats.items()))
+    vocab = None if model_path else tokenizer_vocab(data)
+    sft_cfg, rl_cfg = run_configs(pc, data, out_dir, model_path=model_path, tokenizer_vocab=vocab)
+    for c in (sft_cfg, rl_cfg):
+        c.logging.progress = progress
+    with timer.phase("sft: cold start on the demos"):
+        sft_m = sft(sft_cfg)
+    with timer.phase("load policy + tools"):
+        mesh, model, tok = load_policy(rl_cfg)
+        tools = open_tools(rl_cfg, tok)
+        test = load_questions(data.test)
+        train = load_questions(data.train)
+    params = _param_count(model)
+    log(f"   policy: {params / 1e6:.2f}M params, vocab {model.cfg.vocab_size}")
+    meta = {"policy": model_path or f"tiny {model.cfg.family}, {params / 1e6:.2f}M params"}
+    try:
+        with timer.phase("eval before RL (SFT policy)"):
+            before = evaluate_policy(model, tok, tools, test, rl_cfg, s, os.path.join(out_dir, "eval_sft"),
+                                     title="SFT policy", progress=progress, meta=meta)
+        with timer.phase(f"rl: {'GRPO' if rl_cfg.rl.alpha == 0 else 'E-GRPO'} alpha={rl_cfg.rl.alpha}, "
+                         f"{rl_cfg.train.steps} steps"):
+            rl_m = train_rl(rl_cfg, model, tok, tools, mesh, train)
+        rows = read_metrics(rl_cfg.logging.dir)
+        with timer.phase("eval after RL"):
+            after = evaluate_policy(model, tok, tools, test, rl_cfg, s, os.path.join(out_dir, "eval_rl"),
+                                    title="SFT + RL policy", training_rows=rows, progress=progress, meta=meta)
+    finally:
+        tools.close()
+    rl_name = "SFT + GRPO" if rl_cfg.rl.alpha == 0 else f"SFT + E-GRPO (alpha={rl_cfg.rl.alpha})"
+    table = before_after_table(before, after, names=("SFT", rl_name))
+    result = {"timings_s": timer.seconds, "data": data.stats, "sft": sft_m, "rl_last_step": rl_m,
+              "before": _headline(before), "after": _headline(after), "table": table, "params": params}
+    _write_report(out_dir, pc, result)
+    return result
+
+
+def quiet_tensorboard() -> None:
+    """tensorboardX warns on every NaN scalar (e.g. entity match of correct rollouts when none is correct)."""
+    import logging
+
+    logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
+
+
+def _param_count(model) -> int:
+    import jax
+    from flax import nnx
+
+    return int(sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
+
+
+def _headline(summary: Mapping) -> dict:
+    from egrpo_jax.eval.report import lookup
+
+    keys = [k for k, _ in TABLE_KEYS] + ["accuracy", "questions", "rollouts", "time/eval_s",
+                                         "entity_comparison.correct_higher", "entity_comparison.wrong_higher"]
+    return {k: lookup(summary, k) for k in keys}
+
+
+def _write_report(out_dir: str, pc: PipelineConfig, result: Mapping) -> None:
+    lines = ["# egrpo demo", "", f"Config: `{pc.source}`", "", "## Before / after RL (held-out test questions)", "",
+             result["table"], "", "Reports: [SFT policy](eval_sft/report.md), [after RL](eval_rl/report.md).", "",
+             "## Timings", "", "| phase | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in result["timings_s"].items()]
+    lines += ["", "## Data", "", "| item | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in result["data"].items()]
+    with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(out_dir, "result.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2, default=float)
