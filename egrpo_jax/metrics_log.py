@@ -41,7 +41,8 @@ class MetricsLogger:
                 self._jsonl.flush()
             if self._tb is not None:
                 for k, v in clean.items():
-                    self._tb.add_scalar(k, v, step)
+                    if math.isfinite(v):  # e.g. accuracy of an empty subset is NaN: not plotted
+                        self._tb.add_scalar(k, v, step)
                 self._tb.flush()
         shown = {k.split("/")[-1]: f"{clean[k]:.3g}" for k in self.keys if k in clean}
         self._bar.set_postfix(shown, refresh=False)

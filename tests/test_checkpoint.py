@@ -37,19 +37,19 @@ def test_save_restore_roundtrip_keep_and_partial(tmp_path):
     os.makedirs(junk / "state")
     (junk / "state" / "garbage").write_text("x")
 
-    learner2 = Learner(create_model(CFG, mesh=mesh, seed=1), mesh, OptimSettings(lr=1e-2), LossSettings(kind="sft"))
     ck2 = Checkpointer(str(tmp_path / "ck"), every=1, keep=2)
     assert ck2.latest_step() == 3
-    state, meta = ck2.restore(learner2.state)
+    # restore target: shapes, dtypes and shardings only (no second model / optimizer needed)
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), learner.state)
+    state, meta = ck2.restore(target)
     assert meta["data"] == {"pos": 3} and meta["step"] == 3
     assert jax.random.key_data(rng_from_meta(meta)).tolist() == jax.random.key_data(key).tolist()
     for a, b in zip(_flat(state), saved):
         np.testing.assert_array_equal(a, b)
-    leaf = jax.tree.leaves(state.params)[0]
-    assert leaf.sharding == jax.tree.leaves(learner2.state.params)[0].sharding
+    assert [x.sharding for x in jax.tree.leaves(state)] == [x.sharding for x in jax.tree.leaves(target)]
     restored_params = _flat(state.params)
-    learner2.set_state(state)
-    m = learner2.train_step(batch)  # training continues from the restored optimizer state
+    learner.set_state(state)
+    m = learner.train_step(batch)  # training continues from the restored optimizer state
     assert m["skipped"] == 0
     ck2.close()
 

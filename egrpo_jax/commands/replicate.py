@@ -70,13 +70,13 @@ def run(args) -> int:
     res = run_replicate(pc, args.out, alphas=alphas, seeds=seeds, progress=not args.no_progress)
     st = res["settings"]
     notes = [
-        f"Run: `egrpo replicate {'--quick ' if args.quick else ''}` with config `{pc.source}`: alphas "
-        f"{st['alphas']}, seeds {st['seeds']}, {st['sft_steps']} SFT steps (one shared checkpoint), "
-        f"{st['rl_steps']} RL steps per run ({st['questions_per_step']} questions x G={st['group_size']}), "
-        f"evaluation on {st['eval_questions']} held-out test questions with k={st['eval_k']} samples.",
+        (f"Run: `egrpo replicate {'--quick ' if args.quick else ''}` with config `{pc.source}`: alphas "
+         f"{st['alphas']}, seeds {st['seeds']}, {st['sft_steps']} SFT steps (one shared checkpoint), "
+         f"{st['rl_steps']} RL steps per run ({st['questions_per_step']} questions x G={st['group_size']}), "
+         f"evaluation on {st['eval_questions']} held-out test questions with k={st['eval_k']} samples."),
         "", "Data: " + ", ".join(f"{k}={v}" for k, v in res["data"].items()),
         "", "Timings (s): " + ", ".join(f"{k}={v:.0f}" for k, v in res["timings_s"].items()),
     ]
     path = aggregate(res["records"], args.docs, notes=notes)
-    print(open(path, encoding="utf-8").read())
+    print(path.read_text(encoding="utf-8"))
     return 0

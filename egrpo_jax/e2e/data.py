@@ -20,7 +20,6 @@ from egrpo_jax.data.synth.questions import make_questions, split_questions
 from egrpo_jax.data.synth.world import build_world
 from egrpo_jax.e2e.settings import PipelineSettings
 
-
 STATS_FILE = "data.json"  # written last: its presence means the folder is complete
 
 

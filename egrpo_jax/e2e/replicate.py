@@ -66,8 +66,17 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, alphas: Sequence[float], 
     """SFT once, evaluate it, then one RL run + evaluation per (alpha, seed); returns the aggregate."""
     from egrpo_jax.data.io import load_questions
     from egrpo_jax.e2e.data import build_data, existing_data
-    from egrpo_jax.e2e.pipeline import (Timer, evaluate_policy, load_policy, open_tools, quiet_tensorboard,
-                                        run_configs, sft, tokenizer_vocab, train_rl)
+    from egrpo_jax.e2e.pipeline import (
+        Timer,
+        evaluate_policy,
+        load_policy,
+        open_tools,
+        quiet_tensorboard,
+        run_configs,
+        sft,
+        tokenizer_vocab,
+        train_rl,
+    )
     from egrpo_jax.metrics_log import read_metrics
 
     quiet_tensorboard()
@@ -148,14 +157,15 @@ def aggregate(records: Sequence[Mapping], out_dir: str | Path, *, title: str = "
         plots[name] = plot_grouped_curves(rl_groups, key, out / "plots" / fname, ylabel=name).relative_to(out)
     paired = _paired_differences(records)
     entity = _entity_counts(groups)
-    lines = [f"# {title}", "", *notes, "", "## Held-out test set (mean ± std over seeds)", "", table,
-             "Columns: Pass@1 / Pass@3 / tool calls per rollout / entity match of correct and wrong rollouts on "
-             "the test split after training; `train/tool_calls` and `train/accuracy` are means over all training "
-             "steps; `entity_corr` is the Pearson correlation of a rollout's entity match rate with its "
-             "correctness.", "", "## Paired differences vs GRPO (same seed)", ""]
+    columns = ("Columns: Pass@1 / Pass@3 / tool calls per rollout / entity match of correct and wrong rollouts on "
+               "the test split after training; `train/tool_calls` and `train/accuracy` are means over all training "
+               "steps; `entity_corr` is the Pearson correlation of a rollout's entity match rate with its "
+               "correctness.")
+    lines = [f"# {title}", "", *notes, "", "## Held-out test set (mean ± std over seeds)", "", table, columns, "",
+             "## Paired differences vs GRPO (same seed)", ""]
     lines += paired or ["(no GRPO runs to compare with)"]
-    lines += ["", "## Entity analysis (summed over seeds)", "", "| run | questions where correct rollouts match more "
-              "entities | ... wrong rollouts match more |", "|---|---|---|"]
+    header = "| run | questions where correct rollouts match more entities | ... wrong rollouts match more |"
+    lines += ["", "## Entity analysis (summed over seeds)", "", header, "|---|---|---|"]
     lines += [f"| {k} | {a} | {b} |" for k, (a, b) in entity.items()]
     lines += ["", "## Training curves (mean ± std over seeds)", ""]
     lines += [f"![{name}]({p.as_posix()})" for name, p in plots.items()]

@@ -20,10 +20,10 @@ from egrpo_jax.tools.registry import ToolConfig
 
 @dataclasses.dataclass(frozen=True)
 class PipelineSettings:
-    world: WorldConfig = WorldConfig()
-    demos: DemoConfig = DemoConfig()
+    world: WorldConfig = dataclasses.field(default_factory=WorldConfig)
+    demos: DemoConfig = dataclasses.field(default_factory=DemoConfig)
     # One ToolConfig for the demos AND the rollouts: the demos contain the exact tool text.
-    tools: ToolConfig = ToolConfig(topk=1, snippet_chars=200)
+    tools: ToolConfig = dataclasses.field(default_factory=lambda: ToolConfig(topk=1, snippet_chars=200))
     vocab_size: int = 1024  # BPE vocabulary (from-scratch policy only)
     atomic_prompt: bool = True  # the fixed system prompt is one token of the BPE (see data.train_tokenizer)
     eval_questions: int = 0  # held-out test questions evaluated (0 = all)

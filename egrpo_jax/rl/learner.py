@@ -157,7 +157,10 @@ class Learner:
             (l, s), g = grad_fn(state.params, mb, window)
             return (_tree_add(g_acc, g), l_acc + l, _tree_add(s_acc, s)), None
 
-        (grads, loss, sums), _ = jax.lax.scan(body, (zeros_g, jnp.zeros((), jnp.float32), zeros_s), batch)
+        if jax.tree.leaves(batch)[0].shape[0] == 1:  # one micro-batch: no accumulation buffers
+            (loss, sums), grads = grad_fn(state.params, first, window)
+        else:
+            (grads, loss, sums), _ = jax.lax.scan(body, (zeros_g, jnp.zeros((), jnp.float32), zeros_s), batch)
         gnorm = optax.tree.norm(grads)
         finite = jnp.isfinite(gnorm) & jnp.isfinite(loss)
 

@@ -142,6 +142,11 @@ def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh
     from egrpo_jax.metrics_log import MetricsLogger
     from egrpo_jax.rl.setup import build_mesh, build_policy
 
+    ckpt = Checkpointer(cfg.checkpoint.dir, every=cfg.checkpoint.every, keep=cfg.checkpoint.keep) \
+        if cfg.checkpoint.dir else None
+    if ckpt is not None and ckpt.latest_step() is not None and not cfg.checkpoint.resume:
+        raise C.ConfigError(f"checkpoint.dir {cfg.checkpoint.dir} already holds step {ckpt.latest_step()}; "
+                            "pass --resume to continue it or choose another checkpoint.dir")
     mesh = mesh or build_mesh(cfg)
     if model is None:
         model, tok = build_policy(cfg, mesh)
@@ -158,13 +163,8 @@ def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh
     trainer = RLTrainer(cfg, model, tokenizer, tools, mesh, engine=engine)
     stream = QuestionStream(records, cfg.data.batch_size, seed=cfg.data.seed)
     rng = jax.random.key(cfg.train.seed)
-    ckpt = Checkpointer(cfg.checkpoint.dir, every=cfg.checkpoint.every, keep=cfg.checkpoint.keep) \
-        if cfg.checkpoint.dir else None
     start = 0
     if ckpt is not None and ckpt.latest_step() is not None:
-        if not cfg.checkpoint.resume:
-            raise C.ConfigError(f"checkpoint.dir {cfg.checkpoint.dir} already holds step {ckpt.latest_step()}; "
-                                "pass --resume to continue it or choose another checkpoint.dir")
         state, meta = ckpt.restore(trainer.learner.state)
         trainer.learner.set_state(state)
         stream.set_state(meta["data"])

@@ -108,6 +108,11 @@ def run_sft(cfg) -> dict[str, float]:
     from egrpo_jax.rl.learner import Learner
     from egrpo_jax.rl.setup import build_mesh, build_policy, loss_settings, optim_settings
 
+    ckpt = Checkpointer(cfg.checkpoint.dir, every=cfg.checkpoint.every, keep=cfg.checkpoint.keep) \
+        if cfg.checkpoint.dir else None
+    if ckpt is not None and ckpt.latest_step() is not None and not cfg.checkpoint.resume:
+        raise C.ConfigError(f"checkpoint.dir {cfg.checkpoint.dir} already holds step {ckpt.latest_step()}; "
+                            "pass --resume to continue it or choose another checkpoint.dir")
     mesh = build_mesh(cfg)
     model, tok = build_policy(cfg, mesh)
     demos, stats = load_demos(cfg.data.demos, tok, prompt_style=cfg.agent.prompt_style,
@@ -116,12 +121,7 @@ def run_sft(cfg) -> dict[str, float]:
                       microbatches=cfg.optim.microbatches)
     stream = DemoStream(len(demos), cfg.data.batch_size, cfg.data.seed)
     rng = jax.random.key(cfg.train.seed)
-    ckpt = Checkpointer(cfg.checkpoint.dir, every=cfg.checkpoint.every, keep=cfg.checkpoint.keep) \
-        if cfg.checkpoint.dir else None
     start = 0
-    if ckpt is not None and ckpt.latest_step() is not None and not cfg.checkpoint.resume:
-        raise C.ConfigError(f"checkpoint.dir {cfg.checkpoint.dir} already holds step {ckpt.latest_step()}; "
-                            "pass --resume to continue it or choose another checkpoint.dir")
     if ckpt is not None and cfg.checkpoint.resume and ckpt.latest_step() is not None:
         state, meta = ckpt.restore(learner.state)
         learner.set_state(state)

@@ -17,6 +17,6 @@ if pid >= 0:
     from egrpo_jax.mesh import init_distributed
 
     assert init_distributed()
-from egrpo_jax import cli  # noqa: E402
+from egrpo_jax import cli
 
 sys.exit(cli.main(["train", "--config", config, f"--config.logging.dir={log_dir}"]))
