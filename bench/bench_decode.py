@@ -332,6 +332,9 @@ def main(argv=None) -> int:
     ap.add_argument("--peak-bw", type=float, default=None, help="HBM bytes/s for the roofline")
     args = ap.parse_args(argv)
     on_gpu = jax.default_backend() == "gpu"
+    # f32 sections compare token streams of two paths: keep GPU f32 matmuls exact (no TF32).
+    # The GPU section runs in bf16, which this setting does not change.
+    jax.config.update("jax_default_matmul_precision", "highest")
     sections = [] if args.sections == "none" else args.sections.split(",")
     known = {"throughput", "multiturn", "resume", "compile"}
     bad = [s for s in sections if s not in known]
