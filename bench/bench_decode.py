@@ -83,10 +83,10 @@ def load_model(name: str, dtype: str = "float32"):
     gguf = smollm2_gguf()
     if gguf is not None and jax.default_backend() == "cpu":
         try:
-            from egrpo_jax.models.loading import load_pretrained  # noqa: PLC0415
+            from egrpo_jax.models.loading import load_pretrained
 
             return load_pretrained(gguf, dtype=dtype, with_tokenizer=False).model, "gguf"
-        except Exception as e:  # noqa: BLE001 - fall back to the same shape with random weights
+        except Exception as e:  # noqa: BLE001 - fall back to random weights of the same shape
             print(f"[smollm2] GGUF load failed ({type(e).__name__}: {e}); using random weights")
     return random_model(SMOLLM2_135M.replace(dtype=dtype, param_dtype=dtype)), "random"
 
@@ -119,13 +119,13 @@ def engine_throughput(model, batch: int, prompt_len: int, new: int, cache_dtype=
 
 
 def hf_throughput(hf_dir: str, batch: int, prompt_len: int, new: int, vocab: int):
-    import torch  # noqa: PLC0415
-    from transformers import AutoModelForCausalLM  # noqa: PLC0415
+    import torch
+    from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     model.generation_config.eos_token_id = None
     ids = torch.tensor(prompts_for(batch, prompt_len, vocab), dtype=torch.long)
-    kw = dict(attention_mask=torch.ones_like(ids), do_sample=False, pad_token_id=0, eos_token_id=None)
+    kw = {"attention_mask": torch.ones_like(ids), "do_sample": False, "pad_token_id": 0, "eos_token_id": None}
     with torch.inference_mode():
         model.generate(ids, max_new_tokens=4, **kw)  # warm-up
         t0 = time.perf_counter()
@@ -143,7 +143,7 @@ def first_divergence(a: list[int], b: list[int]) -> int:
 
 
 def bench_throughput(args) -> list[dict]:
-    from egrpo_jax.models.loading import save_pretrained  # noqa: PLC0415
+    from egrpo_jax.models.loading import save_pretrained
 
     rows = []
     names = ["qwen2-8m"] if args.quick else ["qwen2-8m", "smollm2-135m"]
@@ -156,9 +156,9 @@ def bench_throughput(args) -> list[dict]:
             for b in batches:
                 ours, t_ours, tok_ours = engine_throughput(model, b, args.prompt_len, new)
                 theirs, t_hf, tok_hf = hf_throughput(hf_dir, b, args.prompt_len, new, model.cfg.vocab_size)
-                row = dict(model=name, weights=source, batch=b, new_tokens=new, engine_tok_s=ours,
-                           hf_tok_s=theirs, ratio=ours / theirs, engine_s=t_ours, hf_s=t_hf,
-                           agree_row0=first_divergence(tok_ours[0], tok_hf[0]))
+                row = {"model": name, "weights": source, "batch": b, "new_tokens": new, "engine_tok_s": ours,
+                           "hf_tok_s": theirs, "ratio": ours / theirs, "engine_s": t_ours, "hf_s": t_hf,
+                           "agree_row0": first_divergence(tok_ours[0], tok_hf[0])}
                 rows.append(row)
                 print(f"  {name:13s} b={b:3d}  engine {ours:9.1f} tok/s  transformers {theirs:9.1f} tok/s"
                       f"  x{ours / theirs:5.2f}  (row 0 agrees for {row['agree_row0']}/{new} tokens)", flush=True)
@@ -205,9 +205,9 @@ def bench_multiturn(args) -> dict:
         block(eng.cache.k)
         res[label] = (time.perf_counter() - t0, toks)
     same = res["engine"][1] == res["reprefill"][1]
-    row = dict(batch=b, turns=turns, gen=gen, tool=tool, engine_s=res["engine"][0],
-               reprefill_s=res["reprefill"][0], speedup=res["reprefill"][0] / res["engine"][0],
-               tokens_identical=same)
+    row = {"batch": b, "turns": turns, "gen": gen, "tool": tool, "engine_s": res["engine"][0],
+               "reprefill_s": res["reprefill"][0], "speedup": res["reprefill"][0] / res["engine"][0],
+               "tokens_identical": same}
     print(f"  multi-turn b={b} {turns}x({gen} gen + {tool} tool): engine {row['engine_s']:.2f}s  "
           f"re-prefill {row['reprefill_s']:.2f}s  x{row['speedup']:.2f}  tokens identical: {same}", flush=True)
     return row
@@ -227,12 +227,12 @@ def bench_resume(args) -> list[dict]:
         extra = prompts_for(b, tool, v, seed=n + 1)
         full = [p + e for p, e in zip(prompts, extra)]
 
-        def resume():
+        def resume(extra=extra):
             eng.extend(range(b), extra)
             eng.decode_segment(gen)
             block(eng.cache.k)
 
-        def reprefill():
+        def reprefill(full=full):
             eng.start(full)
             eng.decode_segment(gen)
             block(eng.cache.k)
@@ -249,8 +249,8 @@ def bench_resume(args) -> list[dict]:
                 if rep:
                     best = min(best, dt)
             times[label] = best
-        row = dict(prefix=n, batch=b, resume_s=times["resume"], reprefill_s=times["reprefill"],
-                   speedup=times["reprefill"] / times["resume"])
+        row = {"prefix": n, "batch": b, "resume_s": times["resume"], "reprefill_s": times["reprefill"],
+                   "speedup": times["reprefill"] / times["resume"]}
         rows.append(row)
         print(f"  resume prefix={n:5d} b={b}: extend+{tool} & {gen} decoded {row['resume_s'] * 1e3:8.1f} ms   "
               f"re-prefill {row['reprefill_s'] * 1e3:8.1f} ms   x{row['speedup']:.1f}", flush=True)
@@ -282,8 +282,8 @@ def bench_compile(args) -> dict:
     block(eng.cache.k)
     total = time.perf_counter() - t0
     keys = [str(k[:4]) for k in eng.compile_keys()]
-    row = dict(segments=segments, batch=b, compile_count=eng.compile_count,
-               compile_s=eng.compile_seconds, total_s=total, final_len_max=int(eng.lengths().max()), keys=keys)
+    row = {"segments": segments, "batch": b, "compile_count": eng.compile_count,
+               "compile_s": eng.compile_seconds, "total_s": total, "final_len_max": int(eng.lengths().max()), "keys": keys}
     print(f"  20-segment run b={b}: {eng.compile_count} compilations, {eng.compile_seconds:.1f}s compiling, "
           f"{total:.1f}s total; final max length {row['final_len_max']}")
     print("    executables: " + ", ".join(keys))
@@ -311,12 +311,12 @@ def bench_gpu(args) -> dict:
         step_bytes = param_bytes + b * avg_len * kv_per_tok
         step_s = dt / new
         frac = (step_bytes / peak) / step_s if peak else None
-        rows.append(dict(device=kind, batch=b, tok_s=tps, step_ms=step_s * 1e3, bytes_per_step=step_bytes,
-                         peak_bw=peak, roofline_fraction=frac))
+        rows.append({"device": kind, "batch": b, "tok_s": tps, "step_ms": step_s * 1e3, "bytes_per_step": step_bytes,
+                         "peak_bw": peak, "roofline_fraction": frac})
         fr = f"{frac * 100:5.1f}% of {peak / 1e12:.2f} TB/s roofline" if frac else "(unknown peak bandwidth)"
         print(f"  {kind} SmolLM2-135M bf16 b={b:3d}: {tps:10.0f} tok/s  {step_s * 1e3:6.2f} ms/step  {fr}",
               flush=True)
-    return dict(rows=rows)
+    return {"rows": rows}
 
 
 def main(argv=None) -> int:
@@ -342,9 +342,9 @@ def main(argv=None) -> int:
         ap.error(f"--sections: unknown {bad}; allowed: {sorted(known)}")
     if on_gpu and args.sections == ap.get_default("sections"):
         sections = ["multiturn", "resume", "compile"]  # transformers-on-CPU ratios mean nothing there
-    out = dict(backend=jax.default_backend(), devices=[str(d) for d in jax.devices()], quick=args.quick)
+    out = {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()], "quick": args.quick}
     print(f"backend {out['backend']}, {jax.device_count()} device(s)", flush=True)
-    funcs = dict(throughput=bench_throughput, multiturn=bench_multiturn, resume=bench_resume, compile=bench_compile)
+    funcs = {"throughput": bench_throughput, "multiturn": bench_multiturn, "resume": bench_resume, "compile": bench_compile}
     for s in sections:
         print(f"== {s}", flush=True)
         out[s] = funcs[s](args)

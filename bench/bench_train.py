@@ -54,6 +54,7 @@ def _batch(rows: int, prompt: int, completion: int, vocab: int, seed: int = 0):
 def bench_ours(model_kw: dict, rows: int, prompt: int, completion: int, steps: int, *, dtype: str = "float32",
                chunk: int = 0, microbatches: int = 1, remat: bool = False) -> dict:
     import jax
+    from flax import nnx
 
     from egrpo_jax.mesh import make_mesh
     from egrpo_jax.models.config import ModelConfig
@@ -66,13 +67,18 @@ def bench_ours(model_kw: dict, rows: int, prompt: int, completion: int, steps: i
         kw.setdefault("qkv_bias", True)
     cfg = ModelConfig(**kw, dtype=dtype, param_dtype="float32", remat=remat)
     mesh = make_mesh(1, -1, 1)
-    learner = Learner(create_model(cfg, mesh=mesh, seed=0), mesh, OptimSettings(lr=1e-6, clip_norm=1.0),
+    t0 = time.perf_counter()
+    model = create_model(cfg, mesh=mesh, seed=0)
+    jax.block_until_ready(jax.tree.leaves(nnx.state(model)))
+    print(f"  model created in {time.perf_counter() - t0:.1f} s", flush=True)
+    learner = Learner(model, mesh, OptimSettings(lr=1e-6, clip_norm=1.0),
                       LossSettings(kind="rl", eps_low=0.2, eps_high=0.2, logprob_chunk=chunk),
                       microbatches=microbatches)
     batch = _batch(rows, prompt, completion, cfg.vocab_size)
     t0 = time.perf_counter()
     learner.train_step(batch)  # compile + first step
     compile_s = time.perf_counter() - t0
+    print(f"  first step (compile) {compile_s:.1f} s", flush=True)
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()

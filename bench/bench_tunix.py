@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     ap.add_argument("--prompt-len", type=int, default=32)
     args = ap.parse_args(argv)
     py = ensure_venv()
-    from egrpo_jax.models.loading import save_pretrained  # noqa: PLC0415
+    from egrpo_jax.models.loading import save_pretrained
 
     batches = [16, 64] if args.quick else [1, 16, 64]
     new = 128
@@ -49,8 +49,8 @@ def main(argv=None) -> int:
     eos = QWEN2_8M.vocab_size - 1
     with tempfile.TemporaryDirectory() as tmp:
         hf_dir = save_pretrained(model, out_dir=os.path.join(tmp, "hf"))
-        spec = dict(hf_dir=hf_dir, config=QWEN2_8M.to_dict(), prompts=prompts, batches=batches,
-                    new_tokens=new, eos=eos, reps=args.reps)
+        spec = {"hf_dir": hf_dir, "config": QWEN2_8M.to_dict(), "prompts": prompts, "batches": batches,
+                    "new_tokens": new, "eos": eos, "reps": args.reps}
         spec_path = os.path.join(tmp, "spec.json")
         with open(spec_path, "w") as f:
             json.dump(spec, f)
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         best_o: dict[int, tuple] = {}
         for _ in range(args.rounds):
             proc = subprocess.run([py, os.path.join(HERE, "tunix_worker.py"), spec_path], env=env,
-                                  capture_output=True, text=True)
+                                  capture_output=True, text=True, check=False)
             if proc.returncode:
                 print(proc.stderr[-3000:])
                 raise SystemExit(f"tunix worker failed (exit {proc.returncode})")
@@ -76,15 +76,15 @@ def main(argv=None) -> int:
     for b in batches:
         ours, _, toks = best_o[b]
         t = best_t[b]
-        row = dict(batch=b, new_tokens=new, engine_tok_s=ours, tunix_tok_s=t["tok_s"], ratio=ours / t["tok_s"],
-                   row0_agree=first_divergence(toks[0], t["row0"]))
+        row = {"batch": b, "new_tokens": new, "engine_tok_s": ours, "tunix_tok_s": t["tok_s"], "ratio": ours / t["tok_s"],
+                   "row0_agree": first_divergence(toks[0], t["row0"])}
         rows.append(row)
         print(f"  qwen2-8m b={b:3d}: engine {ours:8.1f} tok/s   tunix {t['tok_s']:8.1f} tok/s   x{row['ratio']:.2f}"
               f"   (row 0 agrees for {row['row0_agree']}/{new})", flush=True)
     os.makedirs(RESULTS, exist_ok=True)
     name = "bench_tunix_quick.json" if args.quick else "bench_tunix.json"
     with open(os.path.join(RESULTS, name), "w") as f:
-        json.dump(dict(tunix=TUNIX, model="qwen2-8m", params=QWEN2_8M.num_params, rows=rows), f, indent=2)
+        json.dump({"tunix": TUNIX, "model": "qwen2-8m", "params": QWEN2_8M.num_params, "rows": rows}, f, indent=2)
     print(f"wrote bench/results/{name}")
     return 0
 

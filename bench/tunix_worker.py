@@ -38,7 +38,8 @@ class IdTokenizer:
 
 
 def main(path):
-    spec = json.load(open(path))
+    with open(path) as f:
+        spec = json.load(f)
     c = spec["config"]
     cfg = qwen2_model.ModelConfig(
         num_layers=c["num_layers"], vocab_size=c["vocab_size"], embed_dim=c["hidden_size"],
@@ -56,7 +57,7 @@ def main(path):
             sampler_lib.CacheConfig(cache_size=plen + new, num_layers=cfg.num_layers,
                                     num_kv_heads=cfg.num_kv_heads, head_dim=cfg.head_dim),
         )
-        kw = dict(max_generation_steps=new, max_prompt_length=plen, temperature=0.0, eos_tokens=[spec["eos"]])
+        kw = {"max_generation_steps": new, "max_prompt_length": plen, "temperature": 0.0, "eos_tokens": [spec["eos"]]}
         smp(prompts, **kw)  # compile
         best = float("inf")
         for _ in range(spec["reps"]):
@@ -66,7 +67,7 @@ def main(path):
             best = min(best, time.perf_counter() - t0)
         toks = [np.asarray(t).tolist() for t in res.tokens]
         assert all(len(t) == new for t in toks), [len(t) for t in toks]
-        out.append(dict(batch=b, tok_s=b * new / best, seconds=best, row0=toks[0]))
+        out.append({"batch": b, "tok_s": b * new / best, "seconds": best, "row0": toks[0]})
     print(json.dumps(out))
 
 

@@ -117,9 +117,13 @@ class Attention(nnx.Module):
             kpos = positions  # [B, S=T]
         else:
             rows = jnp.arange(b)[:, None]
-            ck = cache.k[layer].at[rows, positions].set(k.astype(cache.k.dtype), mode="drop")
-            cv = cache.v[layer].at[rows, positions].set(v.astype(cache.v.dtype), mode="drop")
-            cache = KVCache(k=cache.k.at[layer].set(ck), v=cache.v.at[layer].set(cv))
+            # Scatter straight into the stacked cache (in place inside a decode loop); slicing
+            # the layer out first and writing it back copied the whole layer every step.
+            cache = KVCache(
+                k=cache.k.at[layer, rows, positions].set(k.astype(cache.k.dtype), mode="drop"),
+                v=cache.v.at[layer, rows, positions].set(v.astype(cache.v.dtype), mode="drop"),
+            )
+            ck, cv = cache.k[layer], cache.v[layer]
             keys, values = ck.astype(dt), cv.astype(dt)
             kpos = jnp.broadcast_to(jnp.arange(ck.shape[1])[None, :], (b, ck.shape[1]))
 

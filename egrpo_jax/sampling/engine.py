@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from egrpo_jax.mesh import single_device_mesh
 from egrpo_jax.models.kv_cache import KVCache, cache_sharding, init_cache
@@ -75,7 +76,7 @@ class Engine:
         *,
         num_rows: int,
         max_len: int,
-        sampling: SamplingParams = SamplingParams(),
+        sampling: SamplingParams | None = None,
         stop_sequences: Sequence[Sequence[int]] = (),
         eos_ids: Sequence[int] = (),
         mesh: Mesh | None = None,
@@ -93,6 +94,7 @@ class Engine:
             raise ValueError(f"engine.max_len must be >= 2, got {max_len}")
         if prefill_chunk < 1 or prefill_chunk & (prefill_chunk - 1):
             raise ValueError(f"engine.prefill_chunk must be a power of two, got {prefill_chunk}")
+        sampling = SamplingParams() if sampling is None else sampling
         if not isinstance(sampling, SamplingParams):
             raise TypeError(f"engine.sampling must be a SamplingParams, got {type(sampling).__name__}")
         self.model = model
@@ -187,7 +189,7 @@ class Engine:
         self._require_started("extend")
         if len(rows) != len(tokens):
             raise ValueError(f"extend: {len(rows)} rows but {len(tokens)} token lists")
-        if len(set(int(r) for r in rows)) != len(rows):
+        if len({int(r) for r in rows}) != len(rows):
             raise ValueError(f"extend: duplicate rows in {list(rows)}")
         writes, last = {}, {}
         for r, t in zip(rows, tokens):
@@ -358,7 +360,7 @@ class Engine:
             window = min(self.max_len, bucket(int(written.max()) + 1, self.min_window))
             key = ("write", chunk, window)
             args = (self._state, self.cache, self._put(ct), self._put(cp))
-            self.cache = self._call(key, lambda: self._write_fn(window), args)
+            self.cache = self._call(key, lambda w=window: self._write_fn(w), args)
 
     def _write_fn(self, window: int):
         graphdef = self._graphdef
@@ -407,12 +409,12 @@ class Engine:
             b = n_rows
             zeros_i = jnp.zeros((b, tb), jnp.int32)
             zeros_f = jnp.zeros((b, tb), jnp.float32)
-            init = dict(
-                step=jnp.int32(0), cache=small, pending=pending, pos=pos, live=live,
-                count=jnp.zeros(b, jnp.int32), reason=jnp.zeros(b, jnp.int32),
-                stop_idx=jnp.full(b, -1, jnp.int32), win=stop_win,
-                tok=zeros_i, lp=zeros_f, raw=zeros_f,
-            )
+            init = {
+                "step": jnp.int32(0), "cache": small, "pending": pending, "pos": pos, "live": live,
+                "count": jnp.zeros(b, jnp.int32), "reason": jnp.zeros(b, jnp.int32),
+                "stop_idx": jnp.full(b, -1, jnp.int32), "win": stop_win,
+                "tok": zeros_i, "lp": zeros_f, "raw": zeros_f,
+            }
 
             def cond(c):
                 return (c["step"] < tb) & (jnp.sum(c["live"]) > min_live)
@@ -438,18 +440,18 @@ class Engine:
                 )
                 code = jnp.where(live, code, 0)
                 step = c["step"]
-                return dict(
-                    step=step + 1, cache=kv,
-                    pending=jnp.where(live, tok, c["pending"]),
-                    pos=jnp.where(live, c["pos"] + 1, c["pos"]),
-                    live=live & (code == 0), count=count,
-                    reason=jnp.where(code > 0, code, c["reason"]),
-                    stop_idx=jnp.where(code == 1, first, c["stop_idx"]),
-                    win=win,
-                    tok=c["tok"].at[:, step].set(tok),
-                    lp=c["lp"].at[:, step].set(jnp.where(live, lp, 0.0)),
-                    raw=c["raw"].at[:, step].set(jnp.where(live, raw, 0.0)),
-                )
+                return {
+                    "step": step + 1, "cache": kv,
+                    "pending": jnp.where(live, tok, c["pending"]),
+                    "pos": jnp.where(live, c["pos"] + 1, c["pos"]),
+                    "live": live & (code == 0), "count": count,
+                    "reason": jnp.where(code > 0, code, c["reason"]),
+                    "stop_idx": jnp.where(code == 1, first, c["stop_idx"]),
+                    "win": win,
+                    "tok": c["tok"].at[:, step].set(tok),
+                    "lp": c["lp"].at[:, step].set(jnp.where(live, lp, 0.0)),
+                    "raw": c["raw"].at[:, step].set(jnp.where(live, raw, 0.0)),
+                }
 
             c = jax.lax.while_loop(cond, body, init)
             if full_rows:

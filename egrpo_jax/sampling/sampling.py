@@ -54,13 +54,17 @@ def sample(
     so its sampling log-prob is 0.
     """
     logits = logits.astype(jnp.float32)
-    raw = jax.nn.log_softmax(logits, axis=-1)
+    top = jnp.max(logits, axis=-1, keepdims=True)
+    lse = top + jnp.log(jnp.sum(jnp.exp(logits - top), axis=-1, keepdims=True))
     if params.temperature == 0.0:
-        tokens = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        # First index of the max: two plain reductions, much cheaper on CPU than argmax's
+        # variadic (value, index) reduce; same tie-breaking.
+        iota = jax.lax.broadcasted_iota(jnp.int32, logits.shape, logits.ndim - 1)
+        tokens = jnp.min(jnp.where(logits == top, iota, logits.shape[-1]), axis=-1)
         lp = jnp.zeros(tokens.shape, jnp.float32)
-    else:
-        scaled = filter_logits(logits / params.temperature, top_k=params.top_k, top_p=params.top_p)
-        tokens = jax.vmap(jax.random.categorical)(keys, scaled).astype(jnp.int32)
-        lp = jnp.take_along_axis(jax.nn.log_softmax(scaled, axis=-1), tokens[:, None], axis=-1)[:, 0]
-    raw_lp = jnp.take_along_axis(raw, tokens[:, None], axis=-1)[:, 0]
+        return tokens, lp, (top - lse)[:, 0]
+    scaled = filter_logits(logits / params.temperature, top_k=params.top_k, top_p=params.top_p)
+    tokens = jax.vmap(jax.random.categorical)(keys, scaled).astype(jnp.int32)
+    lp = jnp.take_along_axis(jax.nn.log_softmax(scaled, axis=-1), tokens[:, None], axis=-1)[:, 0]
+    raw_lp = jnp.take_along_axis(logits, tokens[:, None], axis=-1)[:, 0] - lse[:, 0]
     return tokens, lp, raw_lp
