@@ -271,7 +271,7 @@ def bench_compile(args) -> dict:
                  stop_sequences=stops, eos_ids=[2])
     t0 = time.perf_counter()
     eng.start(prompts_for(b, 200, v, seed=3), seed=0)
-    for s in range(segments):
+    for _ in range(segments):
         segs = eng.decode_segment([int(x) for x in rng.integers(8, 80, b)])
         live = [r for r in range(b) if segs[r] is not None]
         if not live:

@@ -121,3 +121,42 @@ class ScriptedEngine:
 
     def lengths(self) -> np.ndarray:
         return np.array([len(c) for c in self.cache], np.int32)
+
+
+# Whole well-formed actions as single tokens: lets a tiny random model (head biased toward ids 1 and
+# 2) write valid multi-turn rollouts, so real tool calls and engine.extend run in tests.
+ACTION_CALL_TEXT = '<think>look it up</think><tool_call>{"name": "search", "arguments": {"query": ["Paris"]}}</tool_call>'
+ACTION_ANSWER_TEXT = "<think>found it</think><answer>Paris</answer>"
+ACTION_CALL, ACTION_ANSWER = 1, 2
+
+
+class ActionTokenizer:
+    """0 = EOS, 1 = a whole search call, 2 = a whole answer, 3 + b = byte b."""
+
+    eos_ids = (0,)
+    vocab_size = 259
+    _actions = ((ACTION_CALL, ACTION_CALL_TEXT), (ACTION_ANSWER, ACTION_ANSWER_TEXT))
+
+    def encode(self, text: str) -> list[int]:
+        out, i = [], 0
+        while i < len(text):
+            for tid, s in self._actions:
+                if text.startswith(s, i):
+                    out.append(tid)
+                    i += len(s)
+                    break
+            else:
+                out.extend(b + 3 for b in text[i].encode())
+                i += 1
+        return out
+
+    def decode(self, ids) -> str:
+        parts, buf = [], bytearray()
+        for t in ids:
+            if t >= 3:
+                buf.append(t - 3)
+                continue
+            parts.append(buf.decode(errors="replace"))
+            buf = bytearray()
+            parts.append(dict(self._actions).get(t, ""))
+        return "".join(parts) + buf.decode(errors="replace")

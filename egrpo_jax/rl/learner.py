@@ -154,8 +154,8 @@ class Learner:
 
         def body(carry, mb):
             g_acc, l_acc, s_acc = carry
-            (l, s), g = grad_fn(state.params, mb, window)
-            return (_tree_add(g_acc, g), l_acc + l, _tree_add(s_acc, s)), None
+            (loss_val, s), g = grad_fn(state.params, mb, window)
+            return (_tree_add(g_acc, g), l_acc + loss_val, _tree_add(s_acc, s)), None
 
         if jax.tree.leaves(batch)[0].shape[0] == 1:  # one micro-batch: no accumulation buffers
             (loss, sums), grads = grad_fn(state.params, first, window)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def _chunk_stats(model, h: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -66,10 +67,8 @@ def _project(model, h: jax.Array, targets: jax.Array, chunk: int) -> tuple[jax.A
     return lp.swapaxes(0, 1).reshape(b, t), ent.swapaxes(0, 1).reshape(b, t)
 
 
-def trained_window(mask) -> tuple["np.ndarray", int]:
+def trained_window(mask) -> tuple[np.ndarray, int]:
     """Host side: first trained token per row and the power-of-two window covering every row's span."""
-    import numpy as np
-
     m = np.asarray(mask) > 0
     b, t = m.shape
     any_ = m.any(axis=1)

@@ -41,7 +41,7 @@ def build_policy(cfg, mesh):
 
         model = create_model(C.model_config(cfg), mesh=mesh, seed=cfg.train.seed)
         tok = build_tokenizer(cfg)
-    vocab = int(getattr(tok, "vocab_size"))
+    vocab = int(tok.vocab_size)
     if vocab > model.cfg.vocab_size:
         raise C.ConfigError(f"config key model.tiny.vocab_size = {model.cfg.vocab_size}: must be >= the "
                             f"tokenizer's vocabulary ({vocab})")

@@ -7,6 +7,9 @@ import pytest
 
 from egrpo_jax.agent.config import AgentConfig
 from egrpo_jax.agent.loop import run_rollouts
+from egrpo_jax.agent.scripted import ACTION_ANSWER as ANSWER
+from egrpo_jax.agent.scripted import ACTION_CALL as CALL
+from egrpo_jax.agent.scripted import ActionTokenizer
 from egrpo_jax.agent.trajectory import ANSWERED, OVERLENGTH, STATUSES
 from egrpo_jax.mesh import make_mesh
 from egrpo_jax.models.config import tiny_config
@@ -14,45 +17,6 @@ from egrpo_jax.models.sharding import create_model
 from egrpo_jax.sampling.api import SamplingParams
 from egrpo_jax.sampling.engine import Engine
 from egrpo_jax.tools.registry import ToolConfig, ToolSet
-
-CALL_TEXT = '<think>look it up</think><tool_call>{"name": "search", "arguments": {"query": ["Paris"]}}</tool_call>'
-ANSWER_TEXT = "<think>found it</think><answer>Paris</answer>"
-CALL, ANSWER = 1, 2
-
-
-class ActionTokenizer:
-    """0 = EOS, 1 = a whole search call, 2 = a whole answer, 3 + b = byte b.
-
-    One token per action lets a tiny model whose head is biased toward tokens 1 and 2 write
-    well-formed multi-turn rollouts, so tool calls and engine.extend run for real.
-    """
-
-    eos_ids = (0,)
-    vocab_size = 259
-
-    def encode(self, text):
-        out, i = [], 0
-        while i < len(text):
-            for tid, s in ((CALL, CALL_TEXT), (ANSWER, ANSWER_TEXT)):
-                if text.startswith(s, i):
-                    out.append(tid)
-                    i += len(s)
-                    break
-            else:
-                out.extend(b + 3 for b in text[i].encode())
-                i += 1
-        return out
-
-    def decode(self, ids):
-        parts, buf = [], bytearray()
-        for t in ids:
-            if t >= 3:
-                buf.append(t - 3)
-                continue
-            parts.append(buf.decode(errors="replace"))
-            buf = bytearray()
-            parts.append({CALL: CALL_TEXT, ANSWER: ANSWER_TEXT}.get(t, ""))
-        return "".join(parts) + buf.decode(errors="replace")
 
 
 def _put(var, new):

@@ -18,7 +18,7 @@ GOOD = {"id": "q1", "question": "Who?", "answer": "Ann", "answer_aliases": ["A."
 
 def _write(tmp_path, lines, name="q.jsonl"):
     p = tmp_path / name
-    p.write_bytes(b"".join((l if isinstance(l, bytes) else json.dumps(l).encode()) + b"\n" for l in lines))
+    p.write_bytes(b"".join((l if isinstance(l, bytes) else json.dumps(l).encode()) + b"\n" for l in lines))  # noqa: E741
     return p
 
 

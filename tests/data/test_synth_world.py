@@ -59,7 +59,9 @@ def test_questions_and_splits(default_data):
     train = {chain_key(q) for q in d.splits["train"]}
     test = {chain_key(q) for q in d.splits["test"]}
     assert len(d.splits["test"]) > 100 and not train & test
-    starts = lambda s: {q.metadata["chain"][0] for q in d.splits[s]}
+    def starts(s):
+        return {q.metadata["chain"][0] for q in d.splits[s]}
+
     assert not starts("train") & starts("test") and not starts("train") & starts("dev")
     assert 0.25 < sum(q.metadata["fuzzed"] for q in qs) / len(qs) < 0.35
 

@@ -1,8 +1,7 @@
 """Worker for test_e2e_multiprocess: `egrpo train` in one jax.distributed process (or alone).
 
 argv: process_id (-1 = single process with 4 CPU devices) port config_file log_dir.
-`egrpo train` does not start jax.distributed itself yet, so this worker calls
-mesh.init_distributed (EGRPO_COORDINATOR / _NUM_PROCESSES / _PROCESS_ID) before the CLI.
+`egrpo train` starts jax.distributed itself from EGRPO_COORDINATOR / _NUM_PROCESSES / _PROCESS_ID.
 """
 
 import os
@@ -14,9 +13,10 @@ os.environ["JAX_PLATFORMS"] = "cpu"
 os.environ.pop("EGRPO_CPU_DEVICES", None)
 if pid >= 0:
     os.environ.update(EGRPO_COORDINATOR=f"127.0.0.1:{port}", EGRPO_NUM_PROCESSES="2", EGRPO_PROCESS_ID=str(pid))
-    from egrpo_jax.mesh import init_distributed
-
-    assert init_distributed()
 from egrpo_jax import cli
 
-sys.exit(cli.main(["train", "--config", config, f"--config.logging.dir={log_dir}"]))
+rc = cli.main(["train", "--config", config, f"--config.logging.dir={log_dir}"])
+import jax  # noqa: E402  (imported by the command; read what it ran on)
+
+print(f"PROCESSES={jax.process_count()} GLOBAL_DEVICES={jax.device_count()}", flush=True)
+sys.exit(rc)

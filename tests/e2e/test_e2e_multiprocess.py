@@ -59,6 +59,7 @@ def _wait(procs):
                 p.wait()
     for p, log in zip(procs, logs):
         assert p.returncode == 0, log[-3000:]
+    return logs
 
 
 def _rows(d):
@@ -80,8 +81,11 @@ def test_train_two_processes_match_one(tmp_path):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH", "")]))
     port = _free_port()
     logs = [tmp_path / f"log{i}" for i in (0, 1)]
-    _wait([_launch([i, port, cfg, logs[i]], env) for i in (0, 1)])
-    _wait([_launch([-1, 0, cfg, tmp_path / "single"], env)])
+    mp_out = _wait([_launch([i, port, cfg, logs[i]], env) for i in (0, 1)])
+    single_out = _wait([_launch([-1, 0, cfg, tmp_path / "single"], env)])
+    # the two workers really formed one 4-device job; the reference really ran alone
+    assert all("PROCESSES=2 GLOBAL_DEVICES=4" in out for out in mp_out)
+    assert "PROCESSES=1 GLOBAL_DEVICES=4" in single_out[0]
     single, p0, p1 = _rows(tmp_path / "single"), _rows(logs[0]), _rows(logs[1])
     assert [r["step"] for r in single] == [1, 2]
     assert p0 == single and p1 == single

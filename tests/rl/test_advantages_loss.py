@@ -29,7 +29,7 @@ def test_group_advantages_egrpo_group():
 
 def _numpy_loss(logp, old, adv, mask, eps_low, eps_high, agg, norm=1.0, beta=0.0, ref=None):
     B, T = logp.shape
-    total, nseq, loss_sum_tok, ntok_all = 0.0, 0, 0.0, 0.0
+    nseq, loss_sum_tok, ntok_all = 0, 0.0, 0.0
     per_seq = []
     for b in range(B):
         terms = []

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from egrpo_jax.agent.scripted import ACTION_ANSWER as ANSWER
+from egrpo_jax.agent.scripted import ACTION_CALL as CALL
+from egrpo_jax.agent.scripted import ActionTokenizer
 from egrpo_jax.agent.trajectory import ANSWERED
 from egrpo_jax.config import load_config, sampling_params
 from egrpo_jax.data.io import write_corpus, write_questions
@@ -20,41 +23,6 @@ from egrpo_jax.rewards.answer import answer_correct
 from egrpo_jax.rewards.entities import match_rate
 from egrpo_jax.rl.loop import run_train
 from egrpo_jax.sampling.engine import Engine
-
-CALL_TEXT = '<think>look it up</think><tool_call>{"name": "search", "arguments": {"query": ["Paris"]}}</tool_call>'
-ANSWER_TEXT = "<think>found it</think><answer>Paris</answer>"
-CALL, ANSWER = 1, 2
-
-
-class ActionTokenizer:
-    """0 = EOS, 1 = a whole search call, 2 = a whole answer, 3 + b = byte b (one token per action)."""
-
-    eos_ids = (0,)
-    vocab_size = 259
-
-    def encode(self, text):
-        out, i = [], 0
-        while i < len(text):
-            for tid, s in ((CALL, CALL_TEXT), (ANSWER, ANSWER_TEXT)):
-                if text.startswith(s, i):
-                    out.append(tid)
-                    i += len(s)
-                    break
-            else:
-                out.extend(b + 3 for b in text[i].encode())
-                i += 1
-        return out
-
-    def decode(self, ids):
-        parts, buf = [], bytearray()
-        for t in ids:
-            if t >= 3:
-                buf.append(t - 3)
-                continue
-            parts.append(buf.decode(errors="replace"))
-            buf = bytearray()
-            parts.append({CALL: CALL_TEXT, ANSWER: ANSWER_TEXT}.get(t, ""))
-        return "".join(parts) + buf.decode(errors="replace")
 
 
 def _biased_model(mesh):
