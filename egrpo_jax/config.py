@@ -233,6 +233,10 @@ def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> ml_co
     """Defaults <- the file's get_config() <- overrides; validated, then locked."""
     cfg = default_config()
     if path:
+        # ml_collections convention: `file.py:ARG` calls get_config(ARG) (e.g. a TPU slice name)
+        arg = None
+        if not os.path.isfile(path) and ":" in path:
+            path, arg = path.rsplit(":", 1)
         if not os.path.isfile(path):
             raise ConfigError(f"--config {path}: file not found")
         spec = importlib.util.spec_from_file_location("_egrpo_config_file", path)
@@ -240,7 +244,12 @@ def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> ml_co
         spec.loader.exec_module(module)  # type: ignore[union-attr]
         if not hasattr(module, "get_config"):
             raise ConfigError(f"--config {path}: defines no get_config()")
-        _merge(cfg, module.get_config())
+        try:
+            _merge(cfg, module.get_config() if arg is None else module.get_config(arg))
+        except (KeyError, ValueError) as e:
+            if isinstance(e, ConfigError):
+                raise
+            raise ConfigError(f"--config {path}:{arg}: {e}") from None
     apply_overrides(cfg, overrides)
     validate(cfg)
     cfg.lock()

@@ -277,7 +277,8 @@ def validate(args) -> None:
         check_env(args.env)
         if args.train_args and args.train_args[0] == "--":
             args.train_args = args.train_args[1:]
-        cfg = Path(args.config)
+        # `file.py:ARG` passes ARG to get_config (e.g. the slice name), as in egrpo_jax.config
+        cfg = Path(args.config.rsplit(":", 1)[0] if ":" in args.config else args.config)
         if cfg.is_absolute() or not (REPO_ROOT / cfg).is_file():
             raise UsageError(
                 f"--config {args.config!r}: not a file under the repo root {REPO_ROOT} "
