@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/egrpo demo
+	# a fresh run folder each time (a run folder is never overwritten)
+	$(BIN)/egrpo demo --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
