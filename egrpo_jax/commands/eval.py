@@ -82,11 +82,9 @@ def load_policy(path: str, dtype: str):
         if loaded.tokenizer is None:
             raise SystemExit(f"egrpo eval: --model {path}: no tokenizer found next to the weights")
         return loaded.model, loaded.tokenizer
-    # TODO(integration): training checkpoints (orbax folders written by `egrpo train` / `egrpo sft`) load
-    # through egrpo_jax.checkpoint, which is not in the tree yet; export one with `egrpo convert` meanwhile.
     raise SystemExit(
-        f"egrpo eval: --model {path}: expected an HF folder (config.json) or a .gguf file; "
-        "loading training checkpoints directly is not wired yet (export it with `egrpo convert` first)"
+        f"egrpo eval: --model {path}: expected an HF folder (config.json) or a .gguf file; export a training "
+        "checkpoint first with `egrpo convert --checkpoint DIR --config FILE --out HF_DIR`"
     )
 
 
