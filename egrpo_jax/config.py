@@ -256,6 +256,24 @@ def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> ml_co
     return cfg
 
 
+def add_run_arguments(parser) -> None:
+    """The arguments of a training command (`egrpo sft` / `egrpo train`): config, overrides, --resume."""
+    add_config_arguments(parser)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the latest complete checkpoint in checkpoint.dir (if any)")
+
+
+def run_config_from_args(args) -> ml_collections.ConfigDict:
+    """The validated config of a training command; starts jax.distributed when the env asks for it
+    (EGRPO_COORDINATOR / _NUM_PROCESSES / _PROCESS_ID, or EGRPO_DISTRIBUTED=1 on TPU pods)."""
+    from egrpo_jax.mesh import init_distributed  # noqa: PLC0415 - imports jax; config.py stays light
+
+    overrides = list(args.config_overrides) + (["checkpoint.resume=true"] if args.resume else [])
+    cfg = load_config(args.config, overrides)
+    init_distributed()
+    return cfg
+
+
 def add_config_arguments(parser) -> None:
     """`--config FILE` plus any number of `--config.KEY=VALUE` (or `--config.KEY VALUE`) overrides.
 

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from egrpo_jax.config import add_config_arguments
+from egrpo_jax.config import add_run_arguments
 
 
 def configure(parser) -> None:
-    add_config_arguments(parser)
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the latest complete checkpoint in checkpoint.dir (if any)")
+    add_run_arguments(parser)
 
 
 def run(args) -> int:
-    from egrpo_jax.config import load_config
-    from egrpo_jax.mesh import init_distributed
+    from egrpo_jax.config import run_config_from_args
     from egrpo_jax.rl.sft import run_sft
 
-    overrides = list(args.config_overrides) + (["checkpoint.resume=true"] if args.resume else [])
-    cfg = load_config(args.config, overrides)
-    # multi-host: EGRPO_COORDINATOR/_NUM_PROCESSES/_PROCESS_ID, or EGRPO_DISTRIBUTED=1 on TPU pods
-    init_distributed()
+    cfg = run_config_from_args(args)
     m = run_sft(cfg)
     print("sft done: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(m.items()) if k != "data/batch_hash"))
     return 0
