@@ -8,5 +8,28 @@ from egrpo_jax import runtime  # noqa: E402
 runtime.apply_env()
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
+
+from egrpo_jax.data.schema import Document  # noqa: E402
+from egrpo_jax.tools.bm25 import Bm25Index  # noqa: E402
 
 jax.config.update("jax_default_matmul_precision", "highest")
+
+# A five-document corpus shared by the tools and agent tests.
+DOCS = [
+    Document("d1", "Paris", "Paris is the capital and largest city of France, on the Seine."),
+    Document("d2", "Berlin", "Berlin is the capital of Germany and its largest city.", "https://wiki.example/Berlin"),
+    Document("d3", "Rome", "Rome is the capital city of Italy, founded on seven hills."),
+    Document("d4", "Seine", "The Seine is a river in northern France that flows through Paris."),
+    Document("d5", "Danube", "The Danube flows through Vienna, Budapest and Belgrade."),
+]
+
+
+@pytest.fixture(scope="session")
+def small_index():
+    return Bm25Index.build(DOCS)
+
+
+@pytest.fixture(scope="session")
+def small_docs():
+    return list(DOCS)

@@ -36,7 +36,7 @@ def _check_invariants(trajs, engine, limit):
             assert t.raw_logprobs[i] == (lp - 0.5 if m else 0.0)
 
 
-def test_multi_turn_rollouts_exact(agent_index):
+def test_multi_turn_rollouts_exact(small_index):
     q = QARecord("q1", "What is the capital of France?", "Paris", (), (Entity("Paris"),))
     streams = [
         [SEARCH, VISIT, ANSWER],  # row 0: search -> visit -> answer
@@ -45,7 +45,7 @@ def test_multi_turn_rollouts_exact(agent_index):
     ]
     engine = _engine(streams)
     cfg = AgentConfig(group_size=3, prompt_style="short")
-    with _tools(agent_index) as tools:
+    with _tools(small_index) as tools:
         trajs, m = run_rollouts(engine, TOK, [q], tools, cfg)
         want_search = tools.search(["capital of France"]).text
         want_visit = tools.visit(["d1"], "confirm").text
@@ -83,7 +83,7 @@ def test_multi_turn_rollouts_exact(agent_index):
     assert m["time/total_s"] >= m["time/device_s"] >= 0 and m["time/host_s"] >= m["time/tools_s"] > 0
 
 
-def test_limits_tool_calls_turn_and_total_tokens(agent_index):
+def test_limits_tool_calls_turn_and_total_tokens(small_index):
     cfg = AgentConfig(group_size=1, prompt_style="short", max_tool_calls=2, max_turn_tokens=300, max_total_tokens=2000)
     streams = [
         [SEARCH, SEARCH, SEARCH, ANSWER],  # third call exceeds max_tool_calls=2
@@ -92,7 +92,7 @@ def test_limits_tool_calls_turn_and_total_tokens(agent_index):
     ]
     engine = _engine(streams)
     qs = [("a", "Capital of France?"), ("b", "Q b"), ("c", "Q c")]
-    with _tools(agent_index) as tools:
+    with _tools(small_index) as tools:
         trajs, m = run_rollouts(engine, TOK, qs, tools, cfg)
     a, b, c = trajs
     assert a.status == OVERLENGTH and a.num_tool_calls == 2 and "max_tool_calls=2" in a.detail
@@ -104,27 +104,27 @@ def test_limits_tool_calls_turn_and_total_tokens(agent_index):
     _check_invariants(trajs, engine, 2000)
 
 
-def test_tool_response_that_overflows_the_cache_is_overlength(agent_index):
+def test_tool_response_that_overflows_the_cache_is_overlength(small_index):
     prompt_len = len(encode(TOK, render_prompt(TOK, "Q", style="short")))
     limit = prompt_len + len(TOK.encode(SEARCH)) + 50  # room for the call, not for its response
     engine = _engine([[SEARCH, ANSWER]], max_len=limit)
-    with _tools(agent_index) as tools:
+    with _tools(small_index) as tools:
         (t,), m = run_rollouts(engine, TOK, [("q", "Q")], tools, AgentConfig(prompt_style="short"))
     assert t.status == OVERLENGTH and "overflows" in t.detail and m["status/overlength"] == 1.0
     assert len(t.tokens) == prompt_len + len(TOK.encode(SEARCH)) and t.num_tool_calls == 1
     _check_invariants([t], engine, limit)
 
 
-def test_prompt_longer_than_limit_is_overlength_without_decoding(agent_index):
+def test_prompt_longer_than_limit_is_overlength_without_decoding(small_index):
     engine = _engine([[ANSWER], [ANSWER]], max_len=4096)
-    with _tools(agent_index) as tools:
+    with _tools(small_index) as tools:
         trajs, _ = run_rollouts(engine, TOK, [("long", "x" * 5000), ("ok", "Q")], tools,
                                 AgentConfig(prompt_style="short", max_total_tokens=4096))
     assert trajs[0].status == OVERLENGTH and trajs[0].num_model_tokens == 0
     assert trajs[1].status == ANSWERED and trajs[1].answer == "Paris"
 
 
-def test_failed_tool_is_error_text_and_rollout_continues(agent_index):
+def test_failed_tool_is_error_text_and_rollout_continues(small_index):
     class Down:
         def search(self, queries, topk):
             raise ConnectionError("retrieval server unreachable")

@@ -79,18 +79,18 @@ def _run(setup, index, cfg, tool_cfg):
     return trajs, m
 
 
-def test_random_model_rollouts_terminate(agent_index, setup):
+def test_random_model_rollouts_terminate(small_index, setup):
     _set_params(setup[1], setup[3], biased=False)
     cfg = AgentConfig(group_size=2, prompt_style="short", max_total_tokens=440, max_turn_tokens=16)
-    trajs, m = _run(setup, agent_index, cfg, ToolConfig())
+    trajs, m = _run(setup, small_index, cfg, ToolConfig())
     assert all(len(t.tokens) - t.prompt_len <= 16 for t in trajs)  # one turn at most, capped by max_turn_tokens
     assert m["rollouts"] == 8 and m["status/answered"] + m["status/format_error"] + m["status/overlength"] == 1
 
 
-def test_biased_model_makes_tool_calls_through_the_real_engine(agent_index, setup):
+def test_biased_model_makes_tool_calls_through_the_real_engine(small_index, setup):
     _set_params(setup[1], setup[3], biased=True)
     cfg = AgentConfig(group_size=2, prompt_style="short", max_total_tokens=1024, max_tool_calls=3)
-    trajs, m = _run(setup, agent_index, cfg, ToolConfig(topk=1, snippet_chars=20))
+    trajs, m = _run(setup, small_index, cfg, ToolConfig(topk=1, snippet_chars=20))
     for t in trajs:
         model_toks = [x for x, k in zip(t.tokens, t.loss_mask) if k]
         assert set(model_toks) <= {CALL, ANSWER}

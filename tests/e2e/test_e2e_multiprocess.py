@@ -3,11 +3,10 @@ same metrics as one process with 4 devices (same global mesh, same seeds)."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
-import pytest
+from procs import free_port, wait_all
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "e2e_mp_worker.py")
 TIMEOUT_S = 240
@@ -34,32 +33,13 @@ def get_config():
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(args, env):
     return subprocess.Popen([sys.executable, WORKER, *map(str, args)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
 def _wait(procs):
-    logs = []
-    try:
-        for p in procs:
-            logs.append(p.communicate(timeout=TIMEOUT_S)[0])
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"egrpo train workers did not finish within {TIMEOUT_S}s")
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, log in zip(procs, logs):
-        assert p.returncode == 0, log[-3000:]
-    return logs
+    return wait_all(procs, TIMEOUT_S, "egrpo train workers")
 
 
 def _rows(d):
@@ -79,7 +59,7 @@ def test_train_two_processes_match_one(tmp_path):
                                  train=d.train, corpus=d.corpus, index=d.index))
     env = {k: v for k, v in os.environ.items() if k not in ("EGRPO_CPU_DEVICES", "XLA_FLAGS")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH", "")]))
-    port = _free_port()
+    port = free_port()
     logs = [tmp_path / f"log{i}" for i in (0, 1)]
     mp_out = _wait([_launch([i, port, cfg, logs[i]], env) for i in (0, 1)])
     single_out = _wait([_launch([-1, 0, cfg, tmp_path / "single"], env)])

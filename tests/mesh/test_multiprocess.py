@@ -1,16 +1,15 @@
 """Two local JAX processes (2 CPU devices each, gloo) run a sharded forward on a global 4-device mesh."""
 
 import os
-import socket
 import subprocess
 import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from flax import nnx
 from mesh_helpers import CFG, TOKENS, host_array
+from procs import free_port, wait_all
 
 from egrpo_jax.mesh import single_device_mesh
 from egrpo_jax.models.sharding import model_from_arrays
@@ -19,32 +18,14 @@ WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mp_worker.py"
 TIMEOUT_S = 180
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_match_one(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("EGRPO_CPU_DEVICES", "XLA_FLAGS")}
     env.update(XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
-    port = _free_port()
+    port = free_port()
     outs = [tmp_path / f"logits{i}.npy" for i in range(2)]
     procs = [subprocess.Popen([sys.executable, WORKER, str(i), str(port), str(outs[i])], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    logs = []
-    try:
-        for p in procs:
-            logs.append(p.communicate(timeout=TIMEOUT_S)[0])
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"multi-process workers did not finish within {TIMEOUT_S}s")
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, log in zip(procs, logs):
-        assert p.returncode == 0, log[-3000:]
+    wait_all(procs, TIMEOUT_S, "multi-process workers")
 
     model = model_from_arrays(CFG, host_array, mesh=single_device_mesh())
     ref = np.asarray(nnx.jit(lambda m, t: m(t))(model, jnp.asarray(TOKENS)))

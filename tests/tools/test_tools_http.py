@@ -1,13 +1,13 @@
 """HTTP client <-> our server on a free local port, and fault handling (short timeouts: never hangs)."""
 
 import json
-import socket
 import threading
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from procs import free_port
 
 from egrpo_jax.agent.parse import ToolCall
 from egrpo_jax.tools.base import ToolError
@@ -130,12 +130,6 @@ def faulty():
         s.server_close()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_500_is_retried_then_reported(faulty):
     url, handler = faulty("500")
     client = HttpSearchBackend(url, timeout_s=2, retries=2, backoff_s=0.01)
@@ -146,7 +140,7 @@ def test_500_is_retried_then_reported(faulty):
 
 @pytest.mark.parametrize("mode", ["500", "hang", "down"])
 def test_tool_failure_becomes_error_text_not_exception(faulty, mode):
-    url = f"http://127.0.0.1:{_free_port()}" if mode == "down" else faulty(mode)[0]
+    url = f"http://127.0.0.1:{free_port()}" if mode == "down" else faulty(mode)[0]
     tools = ToolSet(HttpSearchBackend(url, timeout_s=0.3, retries=1, backoff_s=0.01), ToolConfig(topk=3))
     res = tools.run_batch([ToolCall("search", {"query": ["Paris"]}), ToolCall("visit", {"url": ["d1"], "goal": "g"}),
                            ToolCall("search", {"query": ["Rome"]})])
