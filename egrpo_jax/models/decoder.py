@@ -46,6 +46,12 @@ class RMSNorm(nnx.Module):
         return (y * self.scale[...].astype(jnp.float32)).astype(x.dtype)
 
 
+def dense(x: jax.Array, w: jax.Array) -> jax.Array:
+    """x [..., I] @ w [I, O] as one 2-D matmul: XLA:CPU runs the weight gradient of a matmul with
+    batch dimensions (contracting over B and T at once) 3-4x slower than the flattened GEMM."""
+    return (x.reshape(-1, x.shape[-1]) @ w).reshape(*x.shape[:-1], w.shape[-1])
+
+
 def rope_inv_freq(cfg: ModelConfig) -> jnp.ndarray:
     d = cfg.head_dim
     inv = 1.0 / (cfg.rope_theta ** (jnp.arange(0, d, 2, dtype=jnp.float32) / d))
@@ -96,9 +102,9 @@ class Attention(nnx.Module):
         cfg = self.cfg
         dt = x.dtype
         b, t, _ = x.shape
-        q = x @ self.wq[...].astype(dt)
-        k = x @ self.wk[...].astype(dt)
-        v = x @ self.wv[...].astype(dt)
+        q = dense(x, self.wq[...].astype(dt))
+        k = dense(x, self.wk[...].astype(dt))
+        v = dense(x, self.wv[...].astype(dt))
         if cfg.qkv_bias:
             q = q + self.bq[...].astype(dt)
             k = k + self.bk[...].astype(dt)
@@ -140,7 +146,7 @@ class Attention(nnx.Module):
         probs = jax.nn.softmax(scores, axis=-1).astype(dt)
         out = jnp.einsum("bkgts,bskd->btkgd", probs, values)
         out = out.reshape(b, t, cfg.num_heads * cfg.head_dim)
-        return out @ self.wo[...].astype(dt), cache
+        return dense(out, self.wo[...].astype(dt)), cache
 
 
 class MLP(nnx.Module):
@@ -153,9 +159,9 @@ class MLP(nnx.Module):
 
     def __call__(self, x):
         dt = x.dtype
-        g = x @ self.w_gate[...].astype(dt)
-        u = x @ self.w_up[...].astype(dt)
-        return (jax.nn.silu(g) * u) @ self.w_down[...].astype(dt)
+        g = dense(x, self.w_gate[...].astype(dt))
+        u = dense(x, self.w_up[...].astype(dt))
+        return dense(jax.nn.silu(g) * u, self.w_down[...].astype(dt))
 
 
 class Block(nnx.Module):
@@ -203,7 +209,8 @@ class Decoder(nnx.Module):
 
     def logits(self, h: jax.Array) -> jax.Array:
         w = self.embed[...].T if self.cfg.tie_embeddings else self.lm_head[...]
-        return jnp.einsum("bth,hv->btv", h, w.astype(h.dtype), preferred_element_type=jnp.float32)
+        flat = jnp.matmul(h.reshape(-1, h.shape[-1]), w.astype(h.dtype), preferred_element_type=jnp.float32)
+        return flat.reshape(*h.shape[:-1], w.shape[-1])
 
     def __call__(self, tokens, positions=None, *, cache: KVCache | None = None):
         h, new_cache = self.hidden(tokens, positions, cache=cache)

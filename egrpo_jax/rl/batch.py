@@ -50,8 +50,8 @@ def pack_trajectories(
 
     `include[i] = False` keeps rollout i out of the loss (overlength, filtered groups): its row is
     packed (shapes stay the same) with an all-zero mask. The old log-probs are the sampler's
-    temperature-1 `raw_logprobs` when present (the learner recomputes temperature-1 log-probs),
-    else `logprobs`.
+    `logprobs`, under the distribution it sampled from; the learner recomputes that same
+    distribution (rl.logprobs), so the ratio is 1 on-policy.
     """
     n = len(trajectories)
     if n == 0:
@@ -68,7 +68,7 @@ def pack_trajectories(
     for i, t in enumerate(trajectories):
         k = len(t.tokens)
         tokens[i, :k] = t.tokens
-        lp = t.raw_logprobs if len(t.raw_logprobs) == k else t.logprobs
+        lp = t.logprobs
         m = np.asarray(t.loss_mask, np.float32)
         if k and m[0] != 0:
             raise ValueError(f"trajectory {t.question_id}: the first token cannot be a model token")

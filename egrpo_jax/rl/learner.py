@@ -23,6 +23,7 @@ from egrpo_jax.mesh import named_sharding
 from egrpo_jax.rl.batch import TrainBatch
 from egrpo_jax.rl.logprobs import token_logprobs, trained_window
 from egrpo_jax.rl.loss import policy_loss_terms, sft_loss_terms, token_weights
+from egrpo_jax.sampling.api import SamplingParams
 
 SCHEDULES = ("cosine", "constant")
 
@@ -81,6 +82,13 @@ class LossSettings:
     eps_high: float = 0.28
     beta: float = 0.0
     logprob_chunk: int = 0  # time chunk for the vocab projection (0 = all at once)
+    # RL: the rollouts' sampling distribution, so learner log-probs match the sampler's (SFT: plain)
+    sampling: SamplingParams = SamplingParams()
+
+    def __post_init__(self) -> None:
+        if self.kind == "rl" and self.sampling.temperature <= 0:
+            raise ValueError("sampling.temperature must be > 0 for RL rollouts (greedy rollouts have no "
+                             f"log-probs to train on), got {self.sampling.temperature}")
 
 
 def _leaf_sharding(x: jax.Array, mesh: Mesh) -> NamedSharding:
@@ -133,7 +141,8 @@ class Learner:
     # ---- pure functions (traced) -------------------------------------------------------------
     def _mb_loss(self, params, mb, window: int):
         model = nnx.merge(self.graphdef, params, self.rest)
-        logp, ent = token_logprobs(model, mb["tokens"], self.loss.logprob_chunk, mb["start"], window)
+        logp, ent = token_logprobs(model, mb["tokens"], self.loss.logprob_chunk, mb["start"], window,
+                                   self.loss.sampling)
         w = mb["weights"]
         if self.loss.kind == "sft":
             loss, sums = sft_loss_terms(logp, w)
@@ -175,8 +184,8 @@ class Learner:
 
     def _ref_logp_fn(self, ref_params, tokens, start, window: int):
         model = nnx.merge(self.graphdef, ref_params, self.rest)
-        return jax.lax.map(lambda x: token_logprobs(model, x[0], self.loss.logprob_chunk, x[1], window)[0],
-                           (tokens, start))
+        return jax.lax.map(lambda x: token_logprobs(model, x[0], self.loss.logprob_chunk, x[1], window,
+                                                    self.loss.sampling)[0], (tokens, start))
 
     # ---- host side ---------------------------------------------------------------------------
     def device_batch(self, batch: TrainBatch, weights: np.ndarray, start: np.ndarray) -> dict[str, jax.Array]:

@@ -1,6 +1,8 @@
 """Per-token log-probs and entropies of given token ids under an NNX decoder.
 
-logits at position t predict token t+1; the outputs are re-aligned to the tokens (entry t is
+The log-probs are those of the distribution the sampler draws from (temperature, top-k, top-p:
+sampling.sampling.sampling_logits), so the learner's ratio to the sampler's log-probs is exactly 1
+on-policy; temperature 1 with no filter is the plain model. logits at position t predict token t+1; the outputs are re-aligned to the tokens (entry t is
 about token t given tokens < t; entry 0 is 0). The vocabulary projection runs over time chunks
 under `jax.checkpoint`, so only one [B, chunk, V] logits block is alive at a time, in the
 forward and in the backward pass.
@@ -12,19 +14,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from egrpo_jax.sampling.api import SamplingParams
+from egrpo_jax.sampling.sampling import sampling_logits
 
-def _chunk_stats(model, h: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
-    logits = model.logits(h).astype(jnp.float32)  # [B, C, V]
+PLAIN = SamplingParams()  # temperature 1, no filter: the model's own distribution
+
+
+def _chunk_stats(model, h: jax.Array, targets: jax.Array, sampling: SamplingParams) -> tuple[jax.Array, jax.Array]:
+    logits = sampling_logits(model.logits(h), targets, sampling)  # [B, C, V], -inf off the support
     lse = jax.nn.logsumexp(logits, axis=-1)
     lp = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0] - lse
     # entropy is a metric only: no gradient path through it
     sl, slse = jax.lax.stop_gradient(logits), jax.lax.stop_gradient(lse)
-    ent = slse - jnp.sum(jax.nn.softmax(sl, axis=-1) * sl, axis=-1)
+    p = jnp.exp(sl - slse[..., None])
+    ent = slse - jnp.sum(jnp.where(p > 0, p * sl, 0.0), axis=-1)
     return lp, ent
 
 
 def token_logprobs(
-    model, tokens: jax.Array, chunk: int = 0, start: jax.Array | None = None, window: int = 0
+    model, tokens: jax.Array, chunk: int = 0, start: jax.Array | None = None, window: int = 0,
+    sampling: SamplingParams = PLAIN,
 ) -> tuple[jax.Array, jax.Array]:
     """tokens int32 [B, T] -> (logp [B, T], entropy [B, T]), float32, aligned to the tokens.
 
@@ -41,27 +50,28 @@ def token_logprobs(
         pos_c = jnp.minimum(pos, t - 1)
         hw = jnp.take_along_axis(h, pos_c[..., None], axis=1)
         tw = jnp.take_along_axis(targets, pos_c, axis=1)
-        lp, ent = _project(model, hw, tw, chunk)
+        lp, ent = _project(model, hw, tw, chunk, sampling)
         rows = jnp.arange(b)[:, None]
         out_lp = jnp.zeros((b, t), jnp.float32).at[rows, pos + 1].set(lp, mode="drop")
         out_ent = jnp.zeros((b, t), jnp.float32).at[rows, pos + 1].set(ent, mode="drop")
         return out_lp, out_ent
-    lp, ent = _project(model, h, targets, chunk)
+    lp, ent = _project(model, h, targets, chunk, sampling)
     zero = jnp.zeros((b, 1), jnp.float32)
     return jnp.concatenate([zero, lp[:, :-1]], axis=1), jnp.concatenate([zero, ent[:, :-1]], axis=1)
 
 
-def _project(model, h: jax.Array, targets: jax.Array, chunk: int) -> tuple[jax.Array, jax.Array]:
+def _project(model, h: jax.Array, targets: jax.Array, chunk: int,
+             sampling: SamplingParams) -> tuple[jax.Array, jax.Array]:
     b, t = targets.shape
     if chunk <= 0 or chunk >= t or t % chunk:
-        return _chunk_stats(model, h, targets)
+        return _chunk_stats(model, h, targets, sampling)
     n = t // chunk
     hs = h.reshape(b, n, chunk, h.shape[-1]).swapaxes(0, 1)
     ts = targets.reshape(b, n, chunk).swapaxes(0, 1)
 
     @jax.checkpoint
     def one(hc, tc):
-        return _chunk_stats(model, hc, tc)
+        return _chunk_stats(model, hc, tc, sampling)
 
     lp, ent = jax.lax.map(lambda xs: one(*xs), (hs, ts))
     return lp.swapaxes(0, 1).reshape(b, t), ent.swapaxes(0, 1).reshape(b, t)

@@ -5,17 +5,18 @@ The sampling engine holds the same NNX model object as the learner; the learner 
 model's variables at the new parameters after every update (no copy) and the engine snapshots
 them at the start of each rollout batch, so rollouts always use the current policy.
 
-Per step: rewards follow PAPER.md (rewards.egrpo); advantages are group-normalised over all G
-rollouts (errors and overlength included); overlength rollouts are left out of the loss; with
-rl.dynamic_sampling, groups whose G rewards are identical are left out of the loss too (no
-resampling to refill the batch). A step with no trainable token makes no update (counted).
+Per step: rewards follow PAPER.md (rewards.egrpo); advantages subtract the group mean over all G
+rollouts (errors and overlength included) and are scaled by rl.advantage_norm (rl.advantages);
+overlength rollouts are left out of the loss; with rl.dynamic_sampling, groups whose G rewards
+are identical are dropped and more questions are rolled out until the batch is full again (DAPO).
+A step with no signal (no trained token with a non-zero advantage) makes no update (counted).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -85,39 +86,74 @@ class RLTrainer:
         self.engine = engine
         self.empty_steps = 0
 
-    def step(self, questions: Sequence, step: int, seed: int) -> StepResult:
+    def _rollout_round(self, questions: Sequence, step: int, seed: int):
         from egrpo_jax.agent.loop import run_rollouts
 
         cfg, G = self.cfg, self.group
-        t0 = time.perf_counter()
         trajs, agent_m = run_rollouts(self.engine, self.tokenizer, questions, self.tools,
                                       dataclasses.replace(self.agent_cfg, seed=seed))
-        t_roll = time.perf_counter() - t0
         alpha = self.alpha(step - 1)
         scores = [
             score_group(trajs[i * G:(i + 1) * G], q.answers, q.entities, alpha, strict=cfg.rl.strict_match)
             for i, q in enumerate(questions)
         ]
-        rewards = np.concatenate([s.rewards for s in scores])
-        adv = np.asarray(group_advantages(rewards, G))
-        include = np.array([t.status != OVERLENGTH for t in trajs])
-        informative = np.repeat(informative_groups(rewards, G), G)
+        return trajs, scores, agent_m
+
+    def step(self, questions: Sequence, step: int, seed: int, more: Callable[[], Sequence] | None = None) -> StepResult:
+        """Rollouts of `questions` (G each), rewards, advantages, one update.
+
+        With rl.dynamic_sampling, groups whose G rewards are identical are dropped and `more()`
+        supplies further question batches (up to rl.dynamic_max_rounds extra rounds, each with its
+        own seed) until the batch holds data.batch_size informative groups, as DAPO does. Metrics
+        about the policy (reward, accuracy, ...) are over every rollout sampled in the step.
+        """
+        cfg, G, B = self.cfg, self.group, self.cfg.data.batch_size
+        t0 = time.perf_counter()
+        trajs, scores, agent_m = self._rollout_round(questions, step, seed)
+        all_trajs, all_scores = list(trajs), list(scores)
+        rounds = 1
         if cfg.rl.dynamic_sampling:
-            include &= informative
-        metrics = rollout_metrics(trajs, scores)
+            keep = [i for i, s in enumerate(scores) if _informative(s)]
+            kept_t = [t for i in keep for t in trajs[i * G:(i + 1) * G]]
+            kept_s = [scores[i] for i in keep]
+            while len(kept_s) < B and rounds <= cfg.rl.dynamic_max_rounds and more is not None:
+                extra_q = more()
+                t_extra, s_extra, _ = self._rollout_round(extra_q, step, seed + 7919 * rounds)
+                rounds += 1
+                all_trajs += t_extra
+                all_scores += s_extra
+                for i, s in enumerate(s_extra):
+                    if _informative(s) and len(kept_s) < B:
+                        kept_t += t_extra[i * G:(i + 1) * G]
+                        kept_s.append(s)
+            trajs, scores = kept_t, kept_s
+        t_roll = time.perf_counter() - t0
+        metrics = rollout_metrics(all_trajs, all_scores)
         metrics.update({f"agent/{k}": v for k, v in agent_m.items()})
+        metrics.update({"dynamic/rounds": float(rounds), "dynamic/groups_kept": float(len(scores)),
+                        "groups/informative": float(np.mean([_informative(s) for s in all_scores]))})
+        if not scores:  # dynamic sampling found no informative group at all
+            self.empty_steps += 1
+            metrics.update({"skipped": 1.0, "trained_tokens": 0.0, "time/rollout_s": t_roll,
+                            "train/empty_steps": float(self.empty_steps), "alpha": self.alpha(step - 1)})
+            return StepResult([], [], np.zeros(0, np.float32), np.zeros(0, bool), metrics)
+        rewards = np.concatenate([s.rewards for s in scores])
+        adv = group_advantages(rewards, G, cfg.rl.advantage_norm)
+        include = np.array([t.status != OVERLENGTH for t in trajs])
         metrics.update({
-            "alpha": alpha, "advantage/mean": float(adv.mean()), "advantage/std": float(adv.std()),
-            "advantage/max_abs": float(np.abs(adv).max()), "groups/informative": float(informative.mean()),
-            "rollouts/in_loss": float(include.mean()), "time/rollout_s": t_roll,
+            "alpha": self.alpha(step - 1), "advantage/mean": float(adv.mean()), "advantage/std": float(adv.std()),
+            "advantage/max_abs": float(np.abs(adv).max()), "rollouts/in_loss": float(include.mean()),
+            "time/rollout_s": t_roll,
         })
         t1 = time.perf_counter()
         from egrpo_jax.rl.batch import pack_trajectories
 
         batch = pack_trajectories(trajs, adv, include, row_multiple=self.learner.row_multiple(), pad_id=self.pad_id)
-        if batch.mask.sum() > 0:
+        if _has_signal(batch, cfg.rl.beta):
             train_m = self.learner.train_step(batch, cfg.rl.aggregation, float(cfg.rl.dr_grpo_norm or 1))
         else:
+            # nothing to learn (every advantage 0, no KL term): no update at all, so Adam's
+            # momentum does not move the policy on a step without signal
             self.empty_steps += 1
             train_m = {"skipped": 1.0, "trained_tokens": 0.0}
         t_train = time.perf_counter() - t1
@@ -126,10 +162,20 @@ class RLTrainer:
             "time/train_s": t_train, "train/empty_steps": float(self.empty_steps),
             "train/skipped_total": float(self.learner.state.skipped),
             "tokens_per_s/train": float(batch.tokens.size) / max(t_train, 1e-9),
-            "tokens_per_s/rollout": float(sum(t.num_model_tokens for t in trajs)) / max(t_roll, 1e-9),
+            "tokens_per_s/rollout": float(sum(t.num_model_tokens for t in all_trajs)) / max(t_roll, 1e-9),
             "train/shapes_compiled": float(len(self.learner.compiled_shapes)),
         })
         return StepResult(trajs, scores, adv, include, metrics)
+
+
+def _informative(score: GroupScore) -> bool:
+    return bool(informative_groups(score.rewards, len(score.rewards))[0])
+
+
+def _has_signal(batch, beta: float) -> bool:
+    """Some trained token has a non-zero advantage (or the KL term gives every trained token a gradient)."""
+    trained = batch.mask.sum(axis=1) > 0
+    return bool(trained.any() and (beta > 0 or np.any(batch.advantages[trained] != 0)))
 
 
 def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh=None, engine=None) -> dict[str, float]:
@@ -181,7 +227,7 @@ def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh
             rng, sub = jax.random.split(rng)
             seed = int(jax.random.randint(sub, (), 0, 2**31 - 1))
             t0 = time.perf_counter()
-            res = trainer.step(questions, step, seed)
+            res = trainer.step(questions, step, seed, more=lambda: next(stream))
             last = dict(res.metrics, **{"time/step_s": time.perf_counter() - t0})
             log.log(step, last)
             if ckpt is not None and (ckpt.should_save(step) or step == cfg.train.steps):

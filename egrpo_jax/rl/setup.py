@@ -64,5 +64,8 @@ def optim_settings(cfg):
 def loss_settings(cfg, kind: str):
     from egrpo_jax.rl.learner import LossSettings
 
+    from egrpo_jax.sampling.api import SamplingParams
+
     return LossSettings(kind=kind, eps_low=cfg.rl.eps_low, eps_high=cfg.rl.eps_high,
-                        beta=cfg.rl.beta if kind == "rl" else 0.0, logprob_chunk=cfg.optim.logprob_chunk)
+                        beta=cfg.rl.beta if kind == "rl" else 0.0, logprob_chunk=cfg.optim.logprob_chunk,
+                        sampling=C.sampling_params(cfg) if kind == "rl" else SamplingParams())

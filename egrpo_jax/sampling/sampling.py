@@ -68,3 +68,22 @@ def sample(
     lp = jnp.take_along_axis(jax.nn.log_softmax(scaled, axis=-1), tokens[:, None], axis=-1)[:, 0]
     raw_lp = jnp.take_along_axis(logits, tokens[:, None], axis=-1)[:, 0] - lse[:, 0]
     return tokens, lp, raw_lp
+
+
+def sampling_logits(logits: jax.Array, targets: jax.Array, params: SamplingParams) -> jax.Array:
+    """The logits of the distribution `sample` draws from (temperature, top-k, top-p), for scoring
+    given target tokens [...]: the learner's log-softmax of these equals the sampler's log-prob.
+
+    The target token is always kept in the support: the learner's forward pass differs from the
+    cached decode by float rounding, which could move a token sitting exactly at the nucleus
+    threshold out of it and turn its log-prob into -inf (the sampler drew it, so it was inside).
+    Gradients flow through the kept logits; the support itself is a discrete choice.
+    """
+    if params.temperature <= 0.0:
+        raise ValueError("sampling_logits: greedy sampling (temperature 0) has no log-probs to train on")
+    scaled = logits.astype(jnp.float32) / params.temperature
+    if params.top_k == 0 and params.top_p >= 1.0:
+        return scaled
+    kept = filter_logits(jax.lax.stop_gradient(scaled), top_k=params.top_k, top_p=params.top_p) > -jnp.inf
+    is_target = jax.nn.one_hot(targets, scaled.shape[-1], dtype=jnp.bool_)
+    return jnp.where(kept | is_target, scaled, -jnp.inf)

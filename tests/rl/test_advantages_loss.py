@@ -119,3 +119,21 @@ def test_k3_and_sft_terms():
     assert float(sums["nll"]) == 7.0
     with pytest.raises(ValueError, match="aggregation"):
         token_weights(mask, "bogus")
+
+
+def test_advantage_norms_hand_computed():
+    # group 0: correct vs wrong; group 1: all wrong with tiny E-GRPO partial differences
+    r = np.array([1.0, 0.0, 0.0, 0.0, 0.30, 0.29, 0.30, 0.29])
+    c = np.array([0.75, -0.25, -0.25, -0.25, 0.005, -0.005, 0.005, -0.005])
+    g = group_advantages(r, 4, "group_std")
+    np.testing.assert_allclose(g[:4], c[:4] / np.sqrt(0.1875), rtol=1e-5)
+    np.testing.assert_allclose(g[4:], [1, -1, 1, -1], rtol=1e-3)  # scale-free: +-1 from a 0.01 gap
+    b = group_advantages(r, 4, "batch_std")
+    np.testing.assert_allclose(b, c / c.std(), rtol=1e-5)
+    assert abs(b[4]) < 0.05 * abs(b[0])  # one scale per batch: the tiny gap stays tiny
+    np.testing.assert_allclose(group_advantages(r, 4, "none"), c, atol=1e-7)
+    for norm in ("group_std", "batch_std", "none"):
+        flat = group_advantages(np.array([0.3, 0.3, 1.0, 1.0]), 2, norm)
+        assert np.all(flat == 0.0)
+    with pytest.raises(ValueError, match="advantage_norm"):
+        group_advantages(r, 4, "whiten")

@@ -64,8 +64,8 @@ def run(tmp_path_factory):
 
     original_step = loop_mod.RLTrainer.step
 
-    def spy(self, questions, step, seed):
-        res = original_step(self, questions, step, seed)
+    def spy(self, questions, step, seed, more=None):
+        res = original_step(self, questions, step, seed, more)
         # the model the engine reads IS the learner's current params (updated in place, no copy)
         for (_, a), b in zip(nnx.to_flat_state(nnx.state(self.model, nnx.Param)),
                              jax.tree.leaves(self.learner.state.params)):
@@ -127,3 +127,63 @@ def test_loop_logs_checkpoints_and_updates(run):
     # on-policy: sampler and learner log-probs agree, so no token is clipped on the first update
     first = captured[0][1].metrics
     assert first["clip_low"] == 0.0 and first["clip_high"] == 0.0 and abs(first["kl_sampler"]) < 1e-4
+
+
+def _trainer(tmp_path, overrides):
+    from egrpo_jax.rl.loop import RLTrainer
+    from egrpo_jax.tools.bm25 import Bm25Index
+    from egrpo_jax.tools.registry import ToolConfig, ToolSet
+
+    cfg = load_config(None, [
+        "data.batch_size=2", "rl.group_size=4", "agent.prompt_style=short", "agent.max_total_tokens=1024",
+        "agent.max_tool_calls=3", "optim.lr=1e-2", "train.steps=4", "logging.progress=false",
+        "sampling.temperature=1.0", *overrides,
+    ])
+    mesh = single_device_mesh()
+    model, tok = _biased_model(mesh), ActionTokenizer()
+    engine = Engine(model, num_rows=8, max_len=1024, sampling=sampling_params(cfg), mesh=mesh,
+                    stop_sequences=[[CALL], [ANSWER]], eos_ids=tok.eos_ids)
+    index = Bm25Index.build([Document("d1", "Paris", "Paris is the capital of France.")])
+    tools = ToolSet(index, ToolConfig(topk=1, snippet_chars=20))
+    return RLTrainer(cfg, model, tok, tools, mesh, engine=engine), tools
+
+
+# The scripted policy always answers "Paris": a Mars question is wrong in every rollout (no signal),
+# a France question is right except for rollouts that break the format (signal, with these seeds).
+MARS = [QARecord(f"m{i}", "Capital of Mars?", "Olympus", (), (Entity("nothing"),)) for i in range(2)]
+FRANCE = [QARecord(f"f{i}", "Capital of France?", "Paris", (), (Entity("found"),)) for i in range(2)]
+
+
+def test_zero_signal_step_makes_no_update(tmp_path):
+    trainer, tools = _trainer(tmp_path, ["rl.alpha=0"])
+    first = trainer.step(FRANCE, 1, seed=0)  # a real update: Adam's moments are now non-zero
+    assert first.metrics["skipped"] == 0.0
+    before = jax.tree.map(np.asarray, trainer.learner.state)
+    res = trainer.step(MARS, 2, seed=0)
+    tools.close()
+    assert res.metrics["skipped"] == 1.0 and res.metrics["train/empty_steps"] == 1.0
+    assert np.all(res.advantages == 0)
+    after = jax.tree.map(np.asarray, trainer.learner.state)
+    # params, Adam moments and the step counter are bit-identical: no momentum step either
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_dynamic_sampling_refills_the_batch_with_informative_groups(tmp_path):
+    trainer, tools = _trainer(tmp_path, ["rl.alpha=0", "rl.dynamic_sampling=true", "rl.dynamic_max_rounds=3"])
+    feed = iter([FRANCE, FRANCE, FRANCE])
+    res = trainer.step(MARS, 1, seed=0, more=lambda: next(feed))
+    m = res.metrics
+    assert m["dynamic/rounds"] >= 2  # the Mars round alone had no informative group
+    assert m["dynamic/groups_kept"] == 2 and len(res.scores) == 2
+    assert all(np.ptp(s.rewards) > 0 for s in res.scores)
+    assert {t.question_id for t in res.trajectories} <= {"f0", "f1"}
+    assert m["skipped"] == 0.0 and m["trained_tokens"] > 0
+    # policy metrics cover every rollout sampled in the step (the Mars round included)
+    assert m["agent/rollouts"] == 8.0 and 0 < m["accuracy"] < 1
+    # the cap: only uninformative questions -> 1 + 3 rounds, then a step without update
+    feed2 = iter([MARS] * 10)
+    res2 = trainer.step(MARS, 2, seed=1, more=lambda: next(feed2))
+    tools.close()
+    assert res2.metrics["dynamic/rounds"] == 4.0 and res2.metrics["skipped"] == 1.0
+    assert res2.metrics["dynamic/groups_kept"] == 0.0
