@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gen-data": ("egrpo_jax.commands.gen_data", "generate entity-annotated QA data, corpus and SFT demos"),
     "index": ("egrpo_jax.commands.index", "build a bm25 / dense / hybrid index folder from a JSONL corpus"),
     "serve-search": ("egrpo_jax.commands.serve_search", "serve an index folder over HTTP (Search-R1 API)"),
+    "eval-retrieval": ("egrpo_jax.commands.eval_retrieval", "recall@k of each hop's gold documents: bm25 / dense / hybrid"),
     "sft": ("egrpo_jax.commands.sft", "SFT cold start on demonstration trajectories"),
     "train": ("egrpo_jax.commands.train", "E-GRPO / GRPO reinforcement learning"),
     "eval": ("egrpo_jax.commands.eval", "evaluate a policy: Pass@k, tool calls, entity analysis"),
