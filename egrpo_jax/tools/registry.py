@@ -193,16 +193,38 @@ class _Call:
     arguments: dict[str, Any]
 
 
-def open_backend(spec: str, **http_kw: Any) -> SearchBackend:
-    """A backend from a spec: an http(s) url (Search-R1 server), an index folder, or a corpus .jsonl."""
+def open_index(index_dir: str, *, encoder: Any = None) -> SearchBackend:
+    """An index folder of any kind (bm25 / dense / hybrid, read from its meta.json). `encoder`
+    (a folder or SentenceEncoder) replaces the dense encoder folder named in meta.json."""
+    from egrpo_jax.tools.index_folder import folder_kind
+
+    kind = folder_kind(index_dir)
+    if kind == "bm25":
+        from egrpo_jax.tools.bm25 import Bm25Index
+
+        if encoder is not None:
+            raise ValueError(f"{index_dir}: a bm25 index takes no encoder")
+        return Bm25Index.load(index_dir)
+    if kind == "dense":
+        from egrpo_jax.tools.dense import DenseIndex
+
+        return DenseIndex.load(index_dir, encoder)
+    from egrpo_jax.tools.hybrid import HybridIndex
+
+    return HybridIndex.load(index_dir, encoder)
+
+
+def open_backend(spec: str, *, encoder: Any = None, **http_kw: Any) -> SearchBackend:
+    """A backend from a spec: an http(s) url (Search-R1 server), an index folder of any kind, or a
+    corpus .jsonl (indexed with BM25 on the spot; dense indexes are built once with `egrpo index`)."""
     if spec.startswith(("http://", "https://")):
         from egrpo_jax.tools.http_client import HttpSearchBackend
 
         return HttpSearchBackend(spec, **http_kw)
-    from egrpo_jax.tools.bm25 import Bm25Index
-
     if os.path.isdir(spec):
-        return Bm25Index.load(spec)
+        return open_index(spec, encoder=encoder)
     if os.path.isfile(spec) and spec.endswith(".jsonl"):
+        from egrpo_jax.tools.bm25 import Bm25Index
+
         return Bm25Index.from_corpus(spec)
     raise ValueError(f"search backend {spec!r}: expected an http(s):// url, an index folder or a corpus .jsonl")

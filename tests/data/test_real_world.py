@@ -86,3 +86,17 @@ def test_gen_data_cli(tmp_path, capsys):
     assert len(qs) == 120 and len(load_corpus(out / "corpus.jsonl")) > 66
     assert main(["gen-data", "--world", "fanoutqa", "--out", str(tmp_path / "f")]) == 0
     assert len(load_questions(tmp_path / "f" / "test.jsonl")) == 310
+
+
+def test_real_gold_docs_state_each_hop(real):
+    docs = {d.id: d for d in real.corpus}
+    for q in (q for s in real.splits.values() for q in s):
+        m = q.metadata
+        assert len(m["gold_docs"]) == len(m["hop_queries"]) == m["hops"]
+        for k, (gold, query) in enumerate(zip(m["gold_docs"], m["hop_queries"])):
+            a, b = q.entities[k], q.entities[k + 1]
+            assert gold and all(not g.startswith("wiki") for g in gold)
+            for g in gold:  # every gold document names both ends of its hop
+                text = docs[g].text
+                assert any(x in text for x in a.variants) and any(y in text for y in b.variants), (q.id, g)
+            assert a.name in query

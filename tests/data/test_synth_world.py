@@ -104,3 +104,17 @@ def test_demo_format_and_imperfect_fraction(default_data):
         if x["kind"] == "wrong_answer":  # a near-miss: its thoughts still hold some of the chain
             thoughts = parse_rollout("".join(s["text"] for s in x["segments"])).thoughts
             assert 0 < match_rate(thoughts, [e.variants for e in q.entities]) < 1
+
+
+def test_gold_docs_and_hop_queries_for_retrieval_eval():
+    d = build_synthetic(SMALL)
+    docs = {x.id: x for x in d.corpus}
+    for q in (q for s in d.splits.values() for q in s):
+        chain, m = q.metadata["chain"], q.metadata
+        assert len(m["gold_docs"]) == len(m["hop_queries"]) == m["hops"]
+        for k, (gold, query) in enumerate(zip(m["gold_docs"], m["hop_queries"])):
+            assert gold == [d.doc_of[chain[k]]]
+            doc = docs[gold[0]]
+            # the gold document is about the hop's subject and names its object; the query names the subject
+            assert doc.title == q.entities[k].name and q.entities[k + 1].name in doc.text
+            assert q.entities[k].name in query

@@ -214,12 +214,13 @@ def build_real(config: RealConfig | None = None) -> RealData:
         if len(out) >= config.n_questions:
             break
         ks = [nodes[i] for i in chain]
-        # each hop must be one sentence of a rendered document about either end
-        ok = all(
-            _stated(ks[k], ks[k + 1], [sentences[d] for d in {*doc_of.get(chain[k], []), *doc_of.get(chain[k + 1], [])}])
+        # each hop must be one sentence of a rendered document about either end: those are its gold docs
+        gold = [
+            [d for d in sorted({*doc_of.get(chain[k], []), *doc_of.get(chain[k + 1], [])})
+             if _stated(ks[k], ks[k + 1], [sentences[d]])]
             for k in range(len(rels))
-        )
-        if not ok:
+        ]
+        if not all(gold):
             dropped += 1
             continue
         d = ks[0].name
@@ -234,7 +235,10 @@ def build_real(config: RealConfig | None = None) -> RealData:
                 answer_aliases=ans.aliases,
                 entities=tuple(Entity(k.name, k.aliases) for k in ks),
                 metadata={"world": "real", "hops": len(rels), "chain": chain, "relations": rels,
-                          "types": [k.kind for k in ks]},
+                          "types": [k.kind for k in ks],
+                          # for retrieval evaluation: each hop as a sub-question, and the documents stating it
+                          "hop_queries": [_PHRASE[r].format(x=k.name) for k, r in zip(ks, rels)],
+                          "gold_docs": gold},
             )
         )
     splits = split_by_start(out, config.dev_fraction, config.test_fraction, config.seed)

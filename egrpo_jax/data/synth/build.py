@@ -11,7 +11,7 @@ from egrpo_jax.data.io import write_corpus, write_jsonl, write_questions
 from egrpo_jax.data.schema import Document, QARecord
 from egrpo_jax.data.synth.corpus import build_corpus
 from egrpo_jax.data.synth.oracle import DemoConfig, Oracle, make_demos
-from egrpo_jax.data.synth.questions import make_questions, split_questions
+from egrpo_jax.data.synth.questions import make_questions, split_questions, with_gold_docs
 from egrpo_jax.data.synth.world import World, WorldConfig, build_world
 from egrpo_jax.tools.registry import ToolConfig
 
@@ -54,7 +54,7 @@ def build_synthetic(
     config = config or WorldConfig()
     world = build_world(config)
     corpus, doc_of = build_corpus(world)
-    splits = split_questions(world, make_questions(world))
+    splits = split_questions(world, with_gold_docs(make_questions(world), doc_of))
     demo_config = demo_config or DemoConfig(seed=config.seed)
     oracle = Oracle(world, doc_of, Bm25Index.build(corpus), tools)
     try:

@@ -5,12 +5,17 @@ probability ``fuzz_rate``, by its unique description ("the potter born in 1842")
 hidden behind a relation phrase ("the employer of ..."). Ground-truth entities are e0..eh (with
 aliases); the answer is eh. No node repeats in a chain. One question per distinct chain.
 
+For retrieval evaluation, metadata also holds `hop_queries` (hop k as a sub-question about the named
+e_{k-1}: "the employer of Ada Smith") and, once the corpus exists, `gold_docs` (hop k's gold
+document: e_{k-1}'s, which states the fact; see `with_gold_docs`).
+
 Splits are by *start entity*: all questions that start at one entity land in the same split, so no
 test chain equals (or starts like) a train chain.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 from egrpo_jax.data.schema import Entity, QARecord
@@ -99,9 +104,20 @@ def make_questions(world: World) -> list[QARecord]:
                     "relations": rels,
                     "fuzzed": fuzzed,
                     "types": [n.type for n in nodes],
+                    "hop_queries": [_PHRASE[r][0].format(x=n.name) for n, r in zip(nodes, rels)],
                 },
             )
         )
+    return out
+
+
+def with_gold_docs(questions: list[QARecord], doc_of: dict[str, str]) -> list[QARecord]:
+    """Questions with metadata['gold_docs']: per hop, the ids of the documents stating it (a node's
+    document renders its own out-relations, so hop k is stated by chain[k-1]'s document)."""
+    out = []
+    for q in questions:
+        gold = [[doc_of[n]] for n in q.metadata["chain"][:-1]]
+        out.append(dataclasses.replace(q, metadata={**q.metadata, "gold_docs": gold}))
     return out
 
 
