@@ -25,6 +25,7 @@ from egrpo_jax.rewards.egrpo import ALPHA_SCHEDULES
 AGGREGATIONS = ("seq_mean", "token_mean", "dr_grpo")  # mirrors rl.loss (no jax import here)
 ADVANTAGE_NORMS = ("group_std", "batch_std", "none")  # mirrors rl.advantages
 SCHEDULES = ("cosine", "constant")
+OPTIMIZERS = ("adamw", "sgd")  # mirrors rl.learner
 BACKENDS = ("bm25", "dense", "hybrid", "http")  # an index folder of that kind, or a Search-R1 server
 
 
@@ -54,7 +55,7 @@ def default_config() -> ml_collections.ConfigDict:
         eps_low=0.2, eps_high=0.28, aggregation="seq_mean", dr_grpo_norm=0, beta=0.0,
         advantage_norm="group_std", dynamic_sampling=False, dynamic_max_rounds=3, strict_match=False,
     )
-    c.optim = dict(lr=2e-6, warmup_steps=0, schedule="constant", min_lr_ratio=0.0, clip_norm=1.0,
+    c.optim = dict(name="adamw", lr=2e-6, warmup_steps=0, schedule="constant", min_lr_ratio=0.0, clip_norm=1.0,
                    weight_decay=0.0, b1=0.9, b2=0.999, microbatches=1, logprob_chunk=0)
     c.train = dict(steps=80, seed=0, max_seq_len=4096)
     c.checkpoint = dict(dir="", every=10, keep=3, resume=False, init_from="")  # resume: also --resume
@@ -110,7 +111,7 @@ RULES: dict[str, tuple[Callable, str]] = {
     "rl.eps_high": _float(0.0), "rl.aggregation": _choice(AGGREGATIONS), "rl.dr_grpo_norm": _int(0),
     "rl.beta": _float(0.0), "rl.advantage_norm": _choice(ADVANTAGE_NORMS), "rl.dynamic_sampling": _BOOL,
     "rl.dynamic_max_rounds": _int(0), "rl.strict_match": _BOOL,
-    "optim.lr": _float(0.0, lo_open=True), "optim.warmup_steps": _int(0), "optim.schedule": _choice(SCHEDULES),
+    "optim.name": _choice(OPTIMIZERS), "optim.lr": _float(0.0, lo_open=True), "optim.warmup_steps": _int(0), "optim.schedule": _choice(SCHEDULES),
     "optim.min_lr_ratio": _float(0.0, 1.0), "optim.clip_norm": _float(0.0), "optim.weight_decay": _float(0.0),
     "optim.b1": _float(0.0, 1.0), "optim.b2": _float(0.0, 1.0), "optim.microbatches": _int(1),
     "optim.logprob_chunk": _int(0),

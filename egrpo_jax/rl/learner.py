@@ -26,6 +26,7 @@ from egrpo_jax.rl.loss import policy_loss_terms, sft_loss_terms, token_weights
 from egrpo_jax.sampling.api import SamplingParams
 
 SCHEDULES = ("cosine", "constant")
+OPTIMIZERS = ("adamw", "sgd")
 
 
 @struct.dataclass
@@ -38,6 +39,7 @@ class TrainState:
 
 @dataclasses.dataclass(frozen=True)
 class OptimSettings:
+    name: str = "adamw"  # adamw | sgd (see make_optimizer)
     lr: float = 1e-5
     warmup_steps: int = 0
     schedule: str = "constant"  # cosine | constant
@@ -64,14 +66,25 @@ def lr_schedule(o: OptimSettings) -> optax.Schedule:
 
 
 def make_optimizer(o: OptimSettings) -> optax.GradientTransformation:
-    """AdamW (decay on matrices only, not norms/biases) after optional global-norm clipping."""
+    """AdamW or plain SGD (weight decay on matrices only, not norms/biases) after optional
+    global-norm clipping.
+
+    SGD is there for RL: Adam divides each coordinate by its own gradient scale, so in the first
+    steps of RL (little history in its second moment) every coordinate moves by about lr whatever
+    its gradient, and the noise of a few hundred sampled rollouts gets the same step as the signal.
+    SGD keeps the gradient's direction (docs/rl-diagnosis.md measures both).
+    """
+    if o.name not in OPTIMIZERS:
+        raise ValueError(f"optim.name must be one of {OPTIMIZERS}, got {o.name!r}")
     parts = [optax.clip_by_global_norm(o.clip_norm)] if o.clip_norm > 0 else []
-    parts.append(
-        optax.adamw(
-            lr_schedule(o), b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay,
-            mask=lambda params: jax.tree.map(lambda x: x.ndim >= 2, params),
-        )
-    )
+    matrices = lambda params: jax.tree.map(lambda x: x.ndim >= 2, params)  # noqa: E731
+    if o.name == "sgd":
+        if o.weight_decay > 0:
+            parts.append(optax.add_decayed_weights(o.weight_decay, mask=matrices))
+        parts.append(optax.sgd(lr_schedule(o)))
+    else:
+        parts.append(optax.adamw(lr_schedule(o), b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay,
+                                 mask=matrices))
     return optax.chain(*parts)
 
 

@@ -56,7 +56,7 @@ def optim_settings(cfg):
     from egrpo_jax.rl.learner import OptimSettings
 
     o = cfg.optim
-    return OptimSettings(lr=o.lr, warmup_steps=o.warmup_steps, schedule=o.schedule, total_steps=cfg.train.steps,
+    return OptimSettings(name=o.name, lr=o.lr, warmup_steps=o.warmup_steps, schedule=o.schedule, total_steps=cfg.train.steps,
                          min_lr_ratio=o.min_lr_ratio, clip_norm=o.clip_norm, weight_decay=o.weight_decay,
                          b1=o.b1, b2=o.b2)
 
