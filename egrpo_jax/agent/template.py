@@ -138,9 +138,21 @@ def render_prompt(
         return _chat(tokenizer, [{"role": "user", "content": f"{system}\n\n{question}"}])
 
 
+# The host's wrapper around a tool's text: structural (its tags may be control tokens); the body is data.
+RESPONSE_PREFIX, RESPONSE_SUFFIX = f"\n{RESP_OPEN}\n", f"\n{RESP_CLOSE}\n"
+
+
 def render_tool_response(body: str) -> str:
     """Exact text the host appends after a row's `</tool_call>`."""
-    return f"\n{RESP_OPEN}\n{body}\n{RESP_CLOSE}\n"
+    return f"{RESPONSE_PREFIX}{body}{RESPONSE_SUFFIX}"
+
+
+def tool_response_body(text: str) -> str | None:
+    """The body of a render_tool_response text, None when `text` is not one."""
+    if len(text) >= len(RESPONSE_PREFIX) + len(RESPONSE_SUFFIX) and text.startswith(RESPONSE_PREFIX) \
+            and text.endswith(RESPONSE_SUFFIX):
+        return text[len(RESPONSE_PREFIX):len(text) - len(RESPONSE_SUFFIX)]
+    return None
 
 
 def encode(tokenizer: Any, text: str) -> list[int]:

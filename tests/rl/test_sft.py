@@ -51,7 +51,7 @@ def test_load_demos_errors_and_filter(tmp_path):
     demos, stats = load_demos(str(p), ByteTokenizer(), prompt_style="short", max_len=400)
     assert stats == {"kept": 3, "wrong_skipped": 1, "truncated": 3} and all(len(t) == 400 for t, _ in demos)
     p.write_text(json.dumps(_demo(0)) + "\n{bad\n")
-    with pytest.raises(ValueError, match=r"d.jsonl:2: not valid JSON"):
+    with pytest.raises(ValueError, match=r"d.jsonl:2: invalid JSON"):
         load_demos(str(p), ByteTokenizer())
     bad = _demo(0)
     bad["segments"][1]["role"] = "user"
