@@ -174,9 +174,17 @@ def encode_many(tokenizer: Any, texts: list[str]) -> list[list[int]]:
 
 
 def stop_token_sequences(tokenizer: Any) -> list[list[int]]:
-    """STOP_STRINGS as token ids, in STOP_STRINGS order (for engines that match stop ids).
+    """STOP_STRINGS as token ids, in STOP_STRINGS order (for the scripted test engine, which
+    replays exact tokenisations).
 
-    BPE may merge a stop string with neighbouring text; engines that match decoded text are
-    more robust. The agent loop itself checks the decoded segment, not stop_index.
+    A real BPE merges a stop string with neighbouring text, so the engine matches decoded text
+    instead (stop_table). The agent loop itself checks the decoded segment, not stop_index.
     """
     return [encode(tokenizer, s) for s in STOP_STRINGS]
+
+
+def stop_table(tokenizer: Any, vocab_size: int):
+    """STOP_STRINGS as a sampling.stops.StopTable over the decoded text of each token id."""
+    from egrpo_jax.sampling.stops import StopTable, token_texts
+
+    return StopTable.from_strings(STOP_STRINGS, token_texts(tokenizer, vocab_size), vocab_size)

@@ -64,7 +64,7 @@ class RLTrainer:
     """One object per run; `step(questions, step)` does rollouts + update and returns StepResult."""
 
     def __init__(self, cfg, model, tokenizer, tools, mesh, *, engine=None):
-        from egrpo_jax.agent.template import stop_token_sequences
+        from egrpo_jax.agent.template import stop_table
         from egrpo_jax.config import agent_config, sampling_params
         from egrpo_jax.rl.learner import Learner
         from egrpo_jax.rl.setup import loss_settings, optim_settings
@@ -80,7 +80,7 @@ class RLTrainer:
             from egrpo_jax.sampling.engine import Engine
 
             engine = Engine(model, num_rows=cfg.data.batch_size * self.group, max_len=cfg.agent.max_total_tokens,
-                            sampling=sampling_params(cfg), stop_sequences=stop_token_sequences(tokenizer),
+                            sampling=sampling_params(cfg), stops=stop_table(tokenizer, model.cfg.vocab_size),
                             eos_ids=list(getattr(tokenizer, "eos_ids", ())), mesh=mesh, pad_id=self.pad_id)
         self.engine = engine
         self.empty_steps = 0

