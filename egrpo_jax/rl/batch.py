@@ -50,8 +50,8 @@ def pack_trajectories(
 
     `include[i] = False` keeps rollout i out of the loss (overlength, filtered groups): its row is
     packed (shapes stay the same) with an all-zero mask. The old log-probs are the sampler's
-    temperature-1 `raw_logprobs` when present (the learner recomputes temperature-1 log-probs),
-    else `logprobs`.
+    temperature-1 `raw_logprobs` (the learner recomputes temperature-1 log-probs); a trajectory
+    without one per token is an error.
     """
     n = len(trajectories)
     if n == 0:
@@ -68,7 +68,9 @@ def pack_trajectories(
     for i, t in enumerate(trajectories):
         k = len(t.tokens)
         tokens[i, :k] = t.tokens
-        lp = t.raw_logprobs if len(t.raw_logprobs) == k else t.logprobs
+        if len(t.raw_logprobs) != k:  # no fallback to other log-probs: the ratio would be silently wrong
+            raise ValueError(f"trajectory {t.question_id}: {len(t.raw_logprobs)} raw log-probs for {k} tokens")
+        lp = t.raw_logprobs
         m = np.asarray(t.loss_mask, np.float32)
         if k and m[0] != 0:
             raise ValueError(f"trajectory {t.question_id}: the first token cannot be a model token")
