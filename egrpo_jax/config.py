@@ -13,7 +13,9 @@ validation is reused, not duplicated.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
+import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -74,7 +76,7 @@ def _int(lo: int | None = None, hi: int | None = None, extra: Sequence[int] = ()
 
 def _float(lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> tuple[Callable, str]:
     def ok(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             return False
         return (lo is None or (v > lo if lo_open else v >= lo)) and (hi is None or v <= hi)
     parts = [f"{'>' if lo_open else '>='} {lo}" if lo is not None else "", f"<= {hi}" if hi is not None else ""]
@@ -119,6 +121,58 @@ RULES: dict[str, tuple[Callable, str]] = {
 }
 
 
+
+def _within(lo: float, hi: float, why: str = "", *, hi_open: bool = False) -> tuple[Callable, str]:
+    def ok(v):
+        return lo <= v < hi if hi_open else lo <= v <= hi
+    return ok, f"in [{lo:g}, {hi:g}{')' if hi_open else ']'}" + (f" ({why})" if why else "")
+
+
+_STEPS, _TOKENS = 10**7, 1 << 20
+# Sane ranges, checked after RULES (a value of the right type can still be nonsense). Kept apart
+# from RULES so that each RULES entry stays the value's type; the reason is part of the message.
+RANGES: dict[str, tuple[Callable, str]] = {
+    "model.tiny.vocab_size": _within(2, 1 << 20), "model.tiny.hidden_size": _within(1, 1 << 16),
+    "model.tiny.intermediate_size": _within(1, 1 << 18), "model.tiny.num_layers": _within(1, 512),
+    "model.tiny.num_heads": _within(1, 1024), "model.tiny.num_kv_heads": _within(1, 1024),
+    "model.tiny.head_dim": _within(2, 1024), "model.tiny.max_position_embeddings": _within(2, 1 << 21),
+    "mesh.data": _within(-1, 1 << 16), "mesh.fsdp": _within(-1, 1 << 16), "mesh.tensor": _within(-1, 1 << 16),
+    "data.batch_size": _within(1, 1 << 16), "data.seed": _within(0, 2**32 - 1), "train.seed": _within(0, 2**32 - 1),
+    "search.topk": _within(1, 100, "hits per query; the paper uses 10, the search server allows 100"),
+    "search.snippet_chars": _within(1, 100_000), "search.page_tokens": _within(1, _TOKENS),
+    "agent.max_tool_calls": _within(0, 1000), "agent.max_total_tokens": _within(2, _TOKENS),
+    "agent.max_turn_tokens": _within(0, _TOKENS),
+    "sampling.temperature": _within(0.0, 4.0, "0 is greedy; above ~2 sampling is close to uniform noise"),
+    "sampling.top_k": _within(0, _TOKENS),
+    "rl.alpha": _within(0.0, 1.0, "the reward of a wrong rollout; above 1 it outscores a correct one"),
+    "rl.alpha_final": _within(0.0, 1.0, "as rl.alpha"), "rl.alpha_decay_steps": _within(0, _STEPS),
+    "rl.group_size": _within(2, 1024), "rl.eps_high": _within(0.0, 1.0), "rl.dr_grpo_norm": _within(0, 1 << 24),
+    "rl.beta": _within(0.0, 10.0, "the KL coefficient"),
+    "optim.lr": _within(0.0, 0.1, "larger steps diverge; the demo uses 3e-3, real models 1e-6..1e-5"),
+    "optim.warmup_steps": _within(0, _STEPS), "optim.clip_norm": _within(0.0, 1e4),
+    "optim.weight_decay": _within(0.0, 1.0),
+    "optim.b1": _within(0.0, 1.0, "Adam's decay rate", hi_open=True),
+    "optim.b2": _within(0.0, 1.0, "Adam's decay rate; 1 divides by zero", hi_open=True),
+    "optim.microbatches": _within(1, 4096), "optim.logprob_chunk": _within(0, _TOKENS),
+    "train.steps": _within(1, _STEPS), "train.max_seq_len": _within(2, _TOKENS),
+    "checkpoint.every": _within(1, _STEPS), "checkpoint.keep": _within(1, 1000), "logging.every": _within(1, _STEPS),
+}
+assert set(RANGES) <= set(RULES), sorted(set(RANGES) - set(RULES))
+
+
+def _unknown(key: str, known: Sequence[str]) -> ConfigError:
+    """The error for an unknown key, with the nearest known key when one is close."""
+    section, _, leaf = key.rpartition(".")
+    here = sorted(k for k in known if k.rpartition(".")[0] == section)
+    # a typo of a key in its own section, the right name in the wrong section, or a typo anywhere
+    near = [f"{section}.{m}" for m in difflib.get_close_matches(leaf, [k.rpartition(".")[2] for k in here], 1, 0.75)]
+    near = near or [k for k in known if k.rpartition(".")[2] == leaf] or difflib.get_close_matches(key, known, 1, 0.85)
+    if near:
+        return ConfigError(f"config key {key}: unknown; did you mean {near[0]}?")
+    here = here or sorted({k.split(".")[0] for k in known})
+    return ConfigError(f"config key {key}: unknown; allowed here: {', '.join(here)}")
+
+
 def flatten(cfg: ml_collections.ConfigDict, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in cfg.items():
@@ -135,14 +189,17 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     flat = flatten(cfg)
     for key in flat:
         if key not in RULES:
-            section = key.rsplit(".", 1)[0]
-            known = sorted(k for k in RULES if k.rsplit(".", 1)[0] == section) or sorted({k.split(".")[0] for k in RULES})
-            raise ConfigError(f"config key {key}: unknown; allowed here: {', '.join(known)}")
+            raise _unknown(key, list(RULES))
+    for key, value in flat.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key {key} = {value!r}: must be a finite number")
     for key, (ok, allowed) in RULES.items():
         if key not in flat:
             raise ConfigError(f"config key {key}: missing; must be {allowed}")
         if not ok(flat[key]):
             raise ConfigError(f"config key {key} = {flat[key]!r}: must be {allowed}")
+        if key in RANGES and not RANGES[key][0](flat[key]):
+            raise ConfigError(f"config key {key} = {flat[key]!r}: must be {RANGES[key][1]}")
     rl, optim = cfg.rl, cfg.optim
     if rl.alpha_schedule == "linear" and rl.alpha_decay_steps < 1:
         raise ConfigError(f"config key rl.alpha_decay_steps = {rl.alpha_decay_steps}: must be >= 1 when "
@@ -175,8 +232,10 @@ def _merge(base: ml_collections.ConfigDict, new: ml_collections.ConfigDict, pref
     for k, v in new.items():
         key = f"{prefix}{k}"
         if k not in base:
-            allowed = ", ".join(sorted(base.keys()))
-            raise ConfigError(f"config key {key}: unknown; allowed here: {allowed}")
+            while isinstance(v, (dict, ml_collections.ConfigDict)) and v:  # a misspelt section: name a key in it
+                k, v = next(iter(v.items()))
+                key = f"{key}.{k}"
+            raise _unknown(key, list(RULES))
         if isinstance(base[k], ml_collections.ConfigDict):
             if not isinstance(v, (ml_collections.ConfigDict, dict)):
                 raise ConfigError(f"config key {key} = {v!r}: must be a section (dict)")
@@ -217,7 +276,7 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Sequence[str]) ->
             raise ConfigError(f"config override {item!r}: expected key=value, e.g. rl.alpha=0.3")
         key, text = item.split("=", 1)
         if key not in flat:
-            raise ConfigError(f"config key {key}: unknown; see egrpo_jax/config.py RULES for the keys")
+            raise _unknown(key, list(flat))
         value = _parse_value(key, text, flat[key])
         node = cfg
         *parents, last = key.split(".")

@@ -22,11 +22,11 @@ def check_demo(where: str, d: dict[str, Any]) -> None:
 
     q = d.get("question")
     if not isinstance(q, str) or not q.strip():
-        got = "missing" if "question" not in d else f"{type(q).__name__} {str(q)[:20]!r}"
+        got = "missing" if "question" not in d else f"{type(q).__name__} {repr(q)[:30]}"
         raise DataError(f"{where}: field 'question' must be a non-empty string, got {got}")
     segs = d.get("segments")
     if not isinstance(segs, list) or not segs:
-        got = "missing" if "segments" not in d else f"{type(segs).__name__} {str(segs)[:20]!r}"
+        got = "missing" if "segments" not in d else f"{type(segs).__name__} {repr(segs)[:30]}"
         raise DataError(f"{where}: field 'segments' must be a non-empty list of {{role, text}}, got {got}")
     for j, seg in enumerate(segs):
         if not isinstance(seg, dict) or seg.get("role") not in ROLES or not isinstance(seg.get("text"), str):

@@ -60,6 +60,35 @@ def test_load_demos_errors_and_filter(tmp_path):
         load_demos(str(p), ByteTokenizer())
 
 
+@pytest.mark.parametrize("change,message", [
+    ({"question": 7}, r"d.jsonl:2: field 'question' must be a non-empty string, got int 7"),
+    ({"question": None}, r"d.jsonl:2: field 'question' must be a non-empty string"),
+    ({"segments": []}, r"d.jsonl:2: field 'segments' must be a non-empty list of \{role, text\}, got list"),
+    ({"segments": "text"}, r"d.jsonl:2: field 'segments' must be a non-empty list"),
+    ({"segments": [7]}, r"d.jsonl:2: segments\[0\] must have role in"),
+    ({"segments": [{"role": "model", "text": 3}]}, r"d.jsonl:2: segments\[0\] must have role in"),
+    ({"segments": [{"role": "tool", "text": "no wrapper"}]}, r"d.jsonl:2: segments\[0\] \(tool\) must be a tool response"),
+    ({"correct": "yes"}, r"d.jsonl:2: field 'correct' must be true or false"),
+])
+def test_demo_lines_with_wrong_types_are_file_line_errors(tmp_path, change, message):
+    from egrpo_jax.data.io import DataError
+
+    p = tmp_path / "d.jsonl"
+    p.write_text(json.dumps(_demo(0)) + "\n" + json.dumps({**_demo(1), **change}) + "\n")
+    with pytest.raises(DataError, match=message) as e:
+        load_demos(str(p), ByteTokenizer())
+    assert "\n" not in str(e.value)
+
+
+def test_demo_file_with_invalid_utf8_is_a_file_line_error(tmp_path):
+    from egrpo_jax.data.io import DataError
+
+    p = tmp_path / "d.jsonl"
+    p.write_bytes(json.dumps(_demo(0)).encode() + b"\n" + json.dumps(_demo(1)).encode()[:-2] + b"\xff\xfe\"}\n")
+    with pytest.raises(DataError, match=r"d.jsonl:2: invalid UTF-8 at byte \d+"):
+        load_demos(str(p), ByteTokenizer())
+
+
 def test_demo_stream_state_roundtrip():
     a = DemoStream(5, 3, seed=1)
     first = [next(a) for _ in range(3)]
