@@ -43,6 +43,10 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=True, enable_async_checkpointing=False, cleanup_tmp_directories=True,
         )
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+        except OSError as e:
+            raise OSError(e.errno, f"checkpoint.dir: cannot create the folder ({e.strerror})", self.directory) from None
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
     def latest_step(self) -> int | None:

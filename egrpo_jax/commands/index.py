@@ -18,6 +18,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from egrpo_jax.data.io import load_corpus
+    from egrpo_jax.errors import one_line
     from egrpo_jax.tools.bm25 import Bm25Index
 
     t0 = time.perf_counter()
@@ -26,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         docs = load_corpus(args.corpus, skip_bad=args.skip_bad)
         index = Bm25Index.build(docs, stemmer=stem, stopwords=stop)
-    except (OSError, ValueError, KeyError) as e:  # bad corpus / unknown stemmer language: one line
-        print(f"egrpo index: {e}", file=sys.stderr)
+    except KeyError as e:  # an unknown stemmer language: one line
+        print(f"egrpo index: {one_line(e)}", file=sys.stderr)
         return 2
     index.save(args.out)
     print(f"indexed {len(docs)} documents from {args.corpus} into {args.out} in {time.perf_counter() - t0:.2f}s")

@@ -25,6 +25,9 @@ class DataError(ValueError):
 
 
 def _lines(path: str | os.PathLike) -> Iterator[tuple[int, bytes]]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{os.fspath(path) or repr('')}: file not found" +
+                                (" (a folder)" if os.path.isdir(path) else ""))
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             if raw.strip():

@@ -130,6 +130,12 @@ def run_sft(cfg) -> dict[str, float]:
     if ckpt is not None and ckpt.latest_step() is not None and not cfg.checkpoint.resume:
         raise C.ConfigError(f"checkpoint.dir {cfg.checkpoint.dir} already holds step {ckpt.latest_step()}; "
                             "pass --resume to continue it or choose another checkpoint.dir")
+    from egrpo_jax.data.io import iter_objects
+
+    if not os.path.isfile(cfg.data.demos):
+        raise FileNotFoundError(f"data.demos {cfg.data.demos}: file not found")
+    for where, d in iter_objects(cfg.data.demos):  # types first: before a (possibly large) model loads
+        check_demo(where, d)
     mesh = build_mesh(cfg)
     model, tok = build_policy(cfg, mesh)
     demos, stats = load_demos(cfg.data.demos, tok, prompt_style=cfg.agent.prompt_style,
