@@ -47,7 +47,9 @@ def default_config() -> ml_collections.ConfigDict:
     )
     c.mesh = dict(data=1, fsdp=-1, tensor=1)  # -1: the remaining devices
     c.data = dict(questions="", corpus="", demos="", batch_size=64, seed=0)
-    c.search = dict(backend="bm25", index_dir="", url="", topk=10, snippet_chars=200, page_tokens=1024)
+    c.search = dict(backend="bm25", index_dir="", url="", topk=10, snippet_chars=200, page_tokens=1024,
+                    failure_warn_rate=0.5, failure_stop_steps=3)  # a step with more failed tool calls warns;
+    # failure_stop_steps such steps in a row stop the run (0 = never). See tools/health.py.
     c.agent = dict(max_tool_calls=40, max_total_tokens=32768, max_turn_tokens=0, prompt_style="full")
     c.sampling = dict(temperature=1.0, top_p=1.0, top_k=0)
     c.rl = dict(
@@ -103,6 +105,7 @@ RULES: dict[str, tuple[Callable, str]] = {
     "data.seed": _int(0),
     "search.backend": _choice(BACKENDS), "search.index_dir": _STR, "search.url": _STR, "search.topk": _int(1),
     "search.snippet_chars": _int(1), "search.page_tokens": _int(1),
+    "search.failure_warn_rate": _float(0.0, 1.0), "search.failure_stop_steps": _int(0),
     "agent.max_tool_calls": _int(0), "agent.max_total_tokens": _int(2), "agent.max_turn_tokens": _int(0),
     "agent.prompt_style": _STR,
     "sampling.temperature": _float(0.0), "sampling.top_p": _float(0.0, 1.0, lo_open=True), "sampling.top_k": _int(0),
@@ -140,6 +143,7 @@ RANGES: dict[str, tuple[Callable, str]] = {
     "data.batch_size": _within(1, 1 << 16), "data.seed": _within(0, 2**32 - 1), "train.seed": _within(0, 2**32 - 1),
     "search.topk": _within(1, 100, "hits per query; the paper uses 10, the search server allows 100"),
     "search.snippet_chars": _within(1, 100_000), "search.page_tokens": _within(1, _TOKENS),
+    "search.failure_stop_steps": _within(0, _STEPS),
     "agent.max_tool_calls": _within(0, 1000), "agent.max_total_tokens": _within(2, _TOKENS),
     "agent.max_turn_tokens": _within(0, _TOKENS),
     "sampling.temperature": _within(0.0, 4.0, "0 is greedy; above ~2 sampling is close to uniform noise"),
