@@ -152,7 +152,9 @@ def run_sft(cfg) -> dict[str, float]:
         saved_rng = rng_from_meta(meta)
         rng = rng if saved_rng is None else saved_rng
         start = int(meta["step"])
-    log = MetricsLogger(cfg.logging.dir, every=cfg.logging.every, total=cfg.train.steps, initial=start,
+    # SFT logs into <logging.dir>/sft: a config shared with `egrpo train` keeps the two runs apart
+    log = MetricsLogger(os.path.join(cfg.logging.dir, "sft") if cfg.logging.dir else "", every=cfg.logging.every,
+                        total=cfg.train.steps, initial=start,
                         progress=cfg.logging.progress, keys=("loss", "tokens_per_s"), desc="sft")
     last: dict[str, float] = {}
     try:
