@@ -8,7 +8,7 @@ from egrpo_jax.agent.scripted import ACTION_ANSWER as ANSWER
 from egrpo_jax.agent.scripted import ACTION_CALL as CALL
 from egrpo_jax.agent.scripted import ActionTokenizer
 from egrpo_jax.config import load_config, sampling_params, tool_config
-from egrpo_jax.data.io import write_corpus, write_questions
+from egrpo_jax.data.io import write_questions
 from egrpo_jax.data.schema import Document, Entity, QARecord
 from egrpo_jax.mesh import single_device_mesh
 from egrpo_jax.metrics_log import read_metrics
