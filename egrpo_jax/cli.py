@@ -2,15 +2,23 @@
 
 Each command module defines `configure(parser)` and `run(args) -> int`. Modules are imported
 lazily so `egrpo --help` is fast and `--cpu-devices` is applied before jax is imported.
+
+Errors: bad input (ValueError / OSError: config, data, model files, paths) prints one line
+`egrpo COMMAND: message` and exits 2; a failed run (errors.RunError: search outage, checkpoint
+I/O) exits 1. `--debug` (anywhere on the line) or EGRPO_DEBUG=1 shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from egrpo_jax import runtime
+from egrpo_jax.errors import RunError, one_line
+
+EXIT_BAD_INPUT, EXIT_RUN_FAILED = 2, 1
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -36,6 +44,8 @@ def build_parser(load: str | None = None) -> argparse.ArgumentParser:
         default=None,
         help="expose N fake XLA CPU devices (CPU test mode); same as EGRPO_CPU_DEVICES=N",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (default: one line); same as EGRPO_DEBUG=1")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
@@ -61,6 +71,8 @@ def _command_name(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("EGRPO_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]  # accepted anywhere, like --cpu-devices
     name = _command_name(argv)
     # Parse --cpu-devices first: it must take effect before the command module imports jax.
     pre = argparse.ArgumentParser(add_help=False)
@@ -71,12 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runtime.apply_env()
     parser = build_parser(load=name)
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    module = importlib.import_module(COMMANDS[args.command][0])
-    return int(module.run(args) or 0)
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
+    except (ValueError, OSError, RunError) as e:
+        if debug:
+            raise
+        print(f"egrpo {name or ''}: {one_line(e)}".replace("egrpo :", "egrpo:"), file=sys.stderr)
+        return EXIT_RUN_FAILED if isinstance(e, RunError) else EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ validation is reused, not duplicated.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
+import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -47,7 +49,9 @@ def default_config() -> ml_collections.ConfigDict:
     )
     c.mesh = dict(data=1, fsdp=-1, tensor=1)  # -1: the remaining devices
     c.data = dict(questions="", corpus="", demos="", batch_size=64, seed=0)
-    c.search = dict(backend="bm25", index_dir="", url="", topk=10, snippet_chars=200, page_tokens=1024)
+    c.search = dict(backend="bm25", index_dir="", url="", topk=10, snippet_chars=200, page_tokens=1024,
+                    failure_warn_rate=0.5, failure_stop_steps=3)  # a step with more failed tool calls warns;
+    # failure_stop_steps such steps in a row stop the run (0 = never). See tools/health.py.
     c.agent = dict(max_tool_calls=40, max_total_tokens=32768, max_turn_tokens=0, prompt_style="full")
     c.sampling = dict(temperature=1.0, top_p=1.0, top_k=0)
     c.rl = dict(
@@ -76,7 +80,7 @@ def _int(lo: int | None = None, hi: int | None = None, extra: Sequence[int] = ()
 
 def _float(lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> tuple[Callable, str]:
     def ok(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             return False
         return (lo is None or (v > lo if lo_open else v >= lo)) and (hi is None or v <= hi)
     parts = [f"{'>' if lo_open else '>='} {lo}" if lo is not None else "", f"<= {hi}" if hi is not None else ""]
@@ -103,6 +107,7 @@ RULES: dict[str, tuple[Callable, str]] = {
     "data.seed": _int(0),
     "search.backend": _choice(BACKENDS), "search.index_dir": _STR, "search.url": _STR, "search.topk": _int(1),
     "search.snippet_chars": _int(1), "search.page_tokens": _int(1),
+    "search.failure_warn_rate": _float(0.0, 1.0), "search.failure_stop_steps": _int(0),
     "agent.max_tool_calls": _int(0), "agent.max_total_tokens": _int(2), "agent.max_turn_tokens": _int(0),
     "agent.prompt_style": _STR,
     "sampling.temperature": _float(0.0), "sampling.top_p": _float(0.0, 1.0, lo_open=True), "sampling.top_k": _int(0),
@@ -122,6 +127,59 @@ RULES: dict[str, tuple[Callable, str]] = {
 }
 
 
+
+def _within(lo: float, hi: float, why: str = "", *, hi_open: bool = False) -> tuple[Callable, str]:
+    def ok(v):
+        return lo <= v < hi if hi_open else lo <= v <= hi
+    return ok, f"in [{lo:g}, {hi:g}{')' if hi_open else ']'}" + (f" ({why})" if why else "")
+
+
+_STEPS, _TOKENS = 10**7, 1 << 20
+# Sane ranges, checked after RULES (a value of the right type can still be nonsense). Kept apart
+# from RULES so that each RULES entry stays the value's type; the reason is part of the message.
+RANGES: dict[str, tuple[Callable, str]] = {
+    "model.tiny.vocab_size": _within(2, 1 << 20), "model.tiny.hidden_size": _within(1, 1 << 16),
+    "model.tiny.intermediate_size": _within(1, 1 << 18), "model.tiny.num_layers": _within(1, 512),
+    "model.tiny.num_heads": _within(1, 1024), "model.tiny.num_kv_heads": _within(1, 1024),
+    "model.tiny.head_dim": _within(2, 1024), "model.tiny.max_position_embeddings": _within(2, 1 << 21),
+    "mesh.data": _within(-1, 1 << 16), "mesh.fsdp": _within(-1, 1 << 16), "mesh.tensor": _within(-1, 1 << 16),
+    "data.batch_size": _within(1, 1 << 16), "data.seed": _within(0, 2**32 - 1), "train.seed": _within(0, 2**32 - 1),
+    "search.topk": _within(1, 100, "hits per query; the paper uses 10, the search server allows 100"),
+    "search.snippet_chars": _within(1, 100_000), "search.page_tokens": _within(1, _TOKENS),
+    "search.failure_stop_steps": _within(0, _STEPS),
+    "agent.max_tool_calls": _within(0, 1000), "agent.max_total_tokens": _within(2, _TOKENS),
+    "agent.max_turn_tokens": _within(0, _TOKENS),
+    "sampling.temperature": _within(0.0, 4.0, "0 is greedy; above ~2 sampling is close to uniform noise"),
+    "sampling.top_k": _within(0, _TOKENS),
+    "rl.alpha": _within(0.0, 1.0, "the reward of a wrong rollout; above 1 it outscores a correct one"),
+    "rl.alpha_final": _within(0.0, 1.0, "as rl.alpha"), "rl.alpha_decay_steps": _within(0, _STEPS),
+    "rl.group_size": _within(2, 1024), "rl.eps_high": _within(0.0, 1.0), "rl.dr_grpo_norm": _within(0, 1 << 24),
+    "rl.beta": _within(0.0, 10.0, "the KL coefficient"),
+    "optim.lr": _within(0.0, 0.1, "larger steps diverge; the demo uses 3e-3, real models 1e-6..1e-5"),
+    "optim.warmup_steps": _within(0, _STEPS), "optim.clip_norm": _within(0.0, 1e4),
+    "optim.weight_decay": _within(0.0, 1.0),
+    "optim.b1": _within(0.0, 1.0, "Adam's decay rate", hi_open=True),
+    "optim.b2": _within(0.0, 1.0, "Adam's decay rate; 1 divides by zero", hi_open=True),
+    "optim.microbatches": _within(1, 4096), "optim.logprob_chunk": _within(0, _TOKENS),
+    "train.steps": _within(1, _STEPS), "train.max_seq_len": _within(2, _TOKENS),
+    "checkpoint.every": _within(1, _STEPS), "checkpoint.keep": _within(1, 1000), "logging.every": _within(1, _STEPS),
+}
+assert set(RANGES) <= set(RULES), sorted(set(RANGES) - set(RULES))
+
+
+def _unknown(key: str, known: Sequence[str]) -> ConfigError:
+    """The error for an unknown key, with the nearest known key when one is close."""
+    section, _, leaf = key.rpartition(".")
+    here = sorted(k for k in known if k.rpartition(".")[0] == section)
+    # a typo of a key in its own section, the right name in the wrong section, or a typo anywhere
+    near = [f"{section}.{m}" for m in difflib.get_close_matches(leaf, [k.rpartition(".")[2] for k in here], 1, 0.75)]
+    near = near or [k for k in known if k.rpartition(".")[2] == leaf] or difflib.get_close_matches(key, known, 1, 0.85)
+    if near:
+        return ConfigError(f"config key {key}: unknown; did you mean {near[0]}?")
+    here = here or sorted({k.split(".")[0] for k in known})
+    return ConfigError(f"config key {key}: unknown; allowed here: {', '.join(here)}")
+
+
 def flatten(cfg: ml_collections.ConfigDict, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in cfg.items():
@@ -138,14 +196,17 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     flat = flatten(cfg)
     for key in flat:
         if key not in RULES:
-            section = key.rsplit(".", 1)[0]
-            known = sorted(k for k in RULES if k.rsplit(".", 1)[0] == section) or sorted({k.split(".")[0] for k in RULES})
-            raise ConfigError(f"config key {key}: unknown; allowed here: {', '.join(known)}")
+            raise _unknown(key, list(RULES))
+    for key, value in flat.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key {key} = {value!r}: must be a finite number")
     for key, (ok, allowed) in RULES.items():
         if key not in flat:
             raise ConfigError(f"config key {key}: missing; must be {allowed}")
         if not ok(flat[key]):
             raise ConfigError(f"config key {key} = {flat[key]!r}: must be {allowed}")
+        if key in RANGES and not RANGES[key][0](flat[key]):
+            raise ConfigError(f"config key {key} = {flat[key]!r}: must be {RANGES[key][1]}")
     rl, optim = cfg.rl, cfg.optim
     if rl.alpha_schedule == "linear" and rl.alpha_decay_steps < 1:
         raise ConfigError(f"config key rl.alpha_decay_steps = {rl.alpha_decay_steps}: must be >= 1 when "
@@ -181,8 +242,10 @@ def _merge(base: ml_collections.ConfigDict, new: ml_collections.ConfigDict, pref
     for k, v in new.items():
         key = f"{prefix}{k}"
         if k not in base:
-            allowed = ", ".join(sorted(base.keys()))
-            raise ConfigError(f"config key {key}: unknown; allowed here: {allowed}")
+            while isinstance(v, (dict, ml_collections.ConfigDict)) and v:  # a misspelt section: name a key in it
+                k, v = next(iter(v.items()))
+                key = f"{key}.{k}"
+            raise _unknown(key, list(RULES))
         if isinstance(base[k], ml_collections.ConfigDict):
             if not isinstance(v, (ml_collections.ConfigDict, dict)):
                 raise ConfigError(f"config key {key} = {v!r}: must be a section (dict)")
@@ -223,7 +286,7 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Sequence[str]) ->
             raise ConfigError(f"config override {item!r}: expected key=value, e.g. rl.alpha=0.3")
         key, text = item.split("=", 1)
         if key not in flat:
-            raise ConfigError(f"config key {key}: unknown; see egrpo_jax/config.py RULES for the keys")
+            raise _unknown(key, list(flat))
         value = _parse_value(key, text, flat[key])
         node = cfg
         *parents, last = key.split(".")

@@ -6,13 +6,17 @@ Parameters and activations are annotated with *logical* axis names ("embed", "he
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Sequence
 
 import jax
 import numpy as np
+from jax.experimental import mesh_utils  # a submodule: `jax.experimental.mesh_utils` needs this import
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+log = logging.getLogger(__name__)
 
 MESH_AXES = ("data", "fsdp", "tensor")
 
@@ -63,8 +67,10 @@ def make_mesh(
     shape = resolve_axis_sizes(data, fsdp, tensor, n_devices=len(devs))
     if devices is None:
         try:
-            arr = jax.experimental.mesh_utils.create_device_mesh(shape, devices=devs)
-        except Exception:  # noqa: BLE001 - fall back to plain order on unusual topologies
+            arr = mesh_utils.create_device_mesh(shape, devices=devs)
+        except Exception as e:  # noqa: BLE001 - unusual topologies: plain order works, but may be slow
+            log.warning("mesh: create_device_mesh(%s) failed (%s: %s); using plain device order, which may "
+                        "put communicating devices far apart", shape, type(e).__name__, e)
             arr = np.asarray(devs).reshape(shape)
     else:
         arr = np.asarray(devs).reshape(shape)

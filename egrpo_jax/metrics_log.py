@@ -1,17 +1,23 @@
 """Per-step metrics to TensorBoard (tensorboardX), a JSONL file and a tqdm progress bar.
 
-Named metrics_log (not logging) so it never shadows the standard library module.
+Named metrics_log (not logging) so it never shadows the standard library module. A run that
+starts at step `initial` (a resume) first drops the rows of later steps from metrics.jsonl: the
+killed run logged them after its last checkpoint and this run logs them again, so every step
+appears once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from tqdm import tqdm
+
+log = logging.getLogger(__name__)
 
 
 class MetricsLogger:
@@ -26,7 +32,9 @@ class MetricsLogger:
         self._tb = None
         if directory:
             os.makedirs(directory, exist_ok=True)
-            self._jsonl = open(os.path.join(directory, "metrics.jsonl"), "a", encoding="utf-8")
+            path = os.path.join(directory, "metrics.jsonl")
+            _drop_steps_after(path, initial)
+            self._jsonl = open(path, "a", encoding="utf-8")
             from tensorboardX import SummaryWriter  # noqa: PLC0415
 
             self._tb = SummaryWriter(directory)
@@ -54,6 +62,30 @@ class MetricsLogger:
             self._jsonl.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def _drop_steps_after(path: str, step: int) -> None:
+    """Rewrite `path` without rows of steps > `step` (atomically; a torn last line goes too)."""
+    if not os.path.exists(path):
+        return
+    keep, dropped = [], 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+                ok = int(row["step"]) <= step
+            except (ValueError, KeyError, TypeError):  # a line cut by a kill: not a logged step
+                ok = False
+            if ok:
+                keep.append(line)
+            elif line.strip():
+                dropped += 1
+    if dropped:
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(keep)
+        os.replace(tmp, path)
+        log.warning("%s: dropped %d row(s) after step %d (this run logs those steps again)", path, dropped, step)
 
 
 def read_metrics(directory: str) -> list[dict[str, Any]]:

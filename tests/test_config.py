@@ -68,3 +68,48 @@ def test_cli_overrides_through_a_subparser():
     assert cfg.rl.beta == 0.01
     with pytest.raises(AttributeError):
         cfg.rl.new_key = 1  # locked after load
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("rl.alpha=2", "config key rl.alpha = 2.0: must be in [0, 1] (the reward of a wrong rollout; above 1 it"),
+        ("rl.alpha=inf", "config key rl.alpha = inf: must be a finite number"),
+        ("rl.alpha=nan", "config key rl.alpha = nan: must be a finite number"),
+        ("rl.beta=-inf", "config key rl.beta = -inf: must be a finite number"),
+        ("optim.lr=10", "config key optim.lr = 10.0: must be in [0, 0.1]"),
+        ("optim.b2=1.0", "config key optim.b2 = 1.0: must be in [0, 1)"),
+        ("sampling.temperature=1e9", "config key sampling.temperature = 1000000000.0: must be in [0, 4]"),
+        ("search.topk=100000", "config key search.topk = 100000: must be in [1, 100]"),
+        ("agent.max_total_tokens=100000000", "config key agent.max_total_tokens = 100000000: must be in [2, 1.04858e+06]"),
+        ("train.seed=99999999999", "config key train.seed = 99999999999: must be in [0, 4.29497e+09]"),
+    ],
+)
+def test_values_out_of_range_or_not_finite_are_refused(override, message):
+    with pytest.raises(ConfigError) as e:
+        load_config("configs/tiny_cpu.py", [override])
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_every_float_key_refuses_infinity():
+    from egrpo_jax.config import RULES, default_config, flatten
+
+    floats = [k for k, v in flatten(default_config()).items() if isinstance(v, float)]
+    assert "rl.alpha" in floats and "optim.lr" in floats
+    for key in floats:
+        with pytest.raises(ConfigError, match=f"config key {key} = inf: must be a finite number"):
+            load_config(None, [f"{key}=inf"])
+        assert not RULES[key][0](float("inf"))
+
+
+@pytest.mark.parametrize("key,near", [("rl.alpah", "rl.alpha"), ("alpha", "rl.alpha"), ("search.top_k", "search.topk"),
+                                      ("sampling.temprature", "sampling.temperature"), ("optimm.lr", "optim.lr")])
+def test_unknown_keys_suggest_the_nearest(key, near, tmp_path):
+    with pytest.raises(ConfigError, match=f"config key {key}: unknown; did you mean {near}\\?$"):
+        load_config(None, [f"{key}=1"])
+    section, _, leaf = key.rpartition(".")
+    f = tmp_path / "c.py"
+    body = {section: {leaf: 1}} if section else {leaf: 1}
+    f.write_text(f"def get_config():\n    return {body!r}\n")
+    with pytest.raises(ConfigError, match=f"did you mean {near}\\?$"):
+        load_config(str(f))

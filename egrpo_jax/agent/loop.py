@@ -16,7 +16,8 @@ import numpy as np
 
 from egrpo_jax.agent import parse as P
 from egrpo_jax.agent.config import AgentConfig
-from egrpo_jax.agent.template import encode, encode_many, render_prompt, render_tool_response
+from egrpo_jax.agent.host_text import encode_prompt, encode_tool_responses
+from egrpo_jax.agent.template import render_tool_response
 from egrpo_jax.agent.trajectory import ANSWERED, FORMAT_ERROR, OVERLENGTH, ToolCallRecord, Trajectory
 from egrpo_jax.sampling.api import BUDGET, LENGTH, RolloutEngine, Segment
 
@@ -58,13 +59,14 @@ class _Row:
         self.status, self.detail, self.error = status, detail, error
 
     def add(self, ids: Sequence[int], model: bool, lps: Sequence[float] = (), raw: Sequence[float] = ()) -> None:
+        if model and not len(lps) == len(raw) == len(ids):
+            # padding would silently give the learner a wrong ratio for these tokens
+            raise ValueError(f"row {self.qid}/{self.g}: the engine returned {len(ids)} tokens but {len(lps)} "
+                             f"log-probs and {len(raw)} raw log-probs")
         self.tokens.extend(int(t) for t in ids)
         self.mask.extend([1 if model else 0] * len(ids))
         self.logprobs.extend(float(x) for x in lps) if model else self.logprobs.extend([0.0] * len(ids))
-        if model and len(raw) == len(ids):
-            self.raw.extend(float(x) for x in raw)
-        else:
-            self.raw.extend([0.0] * len(ids))
+        self.raw.extend(float(x) for x in raw) if model else self.raw.extend([0.0] * len(ids))
 
     def trajectory(self) -> Trajectory:
         return Trajectory(
@@ -109,8 +111,7 @@ def run_rollouts(
     rows: list[_Row] = []
     for q in questions:
         qid, text = _question(q)
-        prompt = clock.timed("tokenize", lambda t=text: encode(tokenizer, render_prompt(
-            tokenizer, t, style=cfg.prompt_style, tools=names)))
+        prompt = clock.timed("tokenize", encode_prompt, tokenizer, text, style=cfg.prompt_style, tools=names)
         for g in range(cfg.group_size):
             rows.append(_Row(qid, g, list(prompt), list(prompt), [0] * len(prompt), [0.0] * len(prompt),
                              [0.0] * len(prompt)))
@@ -157,7 +158,7 @@ def run_rollouts(
         if calls:
             results = clock.timed("tools", tools.run_batch, [c for _, c in calls])
             bodies = [render_tool_response(res.text) for res in results]
-            encoded = clock.timed("tokenize", encode_many, tokenizer, bodies)
+            encoded = clock.timed("tokenize", encode_tool_responses, tokenizer, [res.text for res in results])
             ext_rows, ext_tokens = [], []
             for (i, call), res, body, ids in zip(calls, results, bodies, encoded, strict=True):
                 row = rows[i]

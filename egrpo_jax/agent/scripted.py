@@ -150,6 +150,13 @@ class ActionTokenizer:
                 i += 1
         return out
 
+    def encode_text(self, text: str) -> list[int]:
+        """Bytes only: action text inside data stays text (see agent.host_text)."""
+        return [b + 3 for b in text.encode()]
+
+    def control_tokens(self) -> dict[str, int]:
+        return {s: tid for tid, s in self._actions}
+
     def decode(self, ids) -> str:
         parts, buf = [], bytearray()
         for t in ids:

@@ -138,9 +138,21 @@ def render_prompt(
         return _chat(tokenizer, [{"role": "user", "content": f"{system}\n\n{question}"}])
 
 
+# The host's wrapper around a tool's text: structural (its tags may be control tokens); the body is data.
+RESPONSE_PREFIX, RESPONSE_SUFFIX = f"\n{RESP_OPEN}\n", f"\n{RESP_CLOSE}\n"
+
+
 def render_tool_response(body: str) -> str:
     """Exact text the host appends after a row's `</tool_call>`."""
-    return f"\n{RESP_OPEN}\n{body}\n{RESP_CLOSE}\n"
+    return f"{RESPONSE_PREFIX}{body}{RESPONSE_SUFFIX}"
+
+
+def tool_response_body(text: str) -> str | None:
+    """The body of a render_tool_response text, None when `text` is not one."""
+    if len(text) >= len(RESPONSE_PREFIX) + len(RESPONSE_SUFFIX) and text.startswith(RESPONSE_PREFIX) \
+            and text.endswith(RESPONSE_SUFFIX):
+        return text[len(RESPONSE_PREFIX):len(text) - len(RESPONSE_SUFFIX)]
+    return None
 
 
 def encode(tokenizer: Any, text: str) -> list[int]:
@@ -162,9 +174,17 @@ def encode_many(tokenizer: Any, texts: list[str]) -> list[list[int]]:
 
 
 def stop_token_sequences(tokenizer: Any) -> list[list[int]]:
-    """STOP_STRINGS as token ids, in STOP_STRINGS order (for engines that match stop ids).
+    """STOP_STRINGS as token ids, in STOP_STRINGS order (for the scripted test engine, which
+    replays exact tokenisations).
 
-    BPE may merge a stop string with neighbouring text; engines that match decoded text are
-    more robust. The agent loop itself checks the decoded segment, not stop_index.
+    A real BPE merges a stop string with neighbouring text, so the engine matches decoded text
+    instead (stop_table). The agent loop itself checks the decoded segment, not stop_index.
     """
     return [encode(tokenizer, s) for s in STOP_STRINGS]
+
+
+def stop_table(tokenizer: Any, vocab_size: int):
+    """STOP_STRINGS as a sampling.stops.StopTable over the decoded text of each token id."""
+    from egrpo_jax.sampling.stops import StopTable, token_texts
+
+    return StopTable.from_strings(STOP_STRINGS, token_texts(tokenizer, vocab_size), vocab_size)

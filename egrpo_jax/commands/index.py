@@ -84,13 +84,14 @@ def build(kind: str, docs, args: argparse.Namespace, encoder=None, progress: boo
 
 def run(args: argparse.Namespace) -> int:
     from egrpo_jax.data.io import load_corpus
+    from egrpo_jax.errors import one_line
 
     t0 = time.perf_counter()
     try:
         docs = load_corpus(args.corpus, skip_bad=args.skip_bad)
         index = build(args.kind, docs, args)
     except (OSError, ValueError, KeyError, ImportError) as e:  # bad corpus / encoder / option: one line
-        print(f"egrpo index: {e}", file=sys.stderr)
+        print(f"egrpo index: {one_line(e)}", file=sys.stderr)
         return 2
     index.save(args.out)
     print(f"indexed {len(docs)} documents ({args.kind}) from {args.corpus} into {args.out} "

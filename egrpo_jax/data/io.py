@@ -25,6 +25,9 @@ class DataError(ValueError):
 
 
 def _lines(path: str | os.PathLike) -> Iterator[tuple[int, bytes]]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{os.fspath(path) or repr('')}: file not found" +
+                                (" (a folder)" if os.path.isdir(path) else ""))
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             if raw.strip():
@@ -166,6 +169,13 @@ def write_corpus(path: str | os.PathLike, docs: Iterable[Document]) -> int:
     return write_jsonl(path, (d.to_dict() for d in docs))
 
 
+def iter_objects(path: str | os.PathLike) -> Iterator[tuple[str, dict[str, Any]]]:
+    """("file:line", JSON object) per non-blank line; UTF-8 / JSON / non-object lines are DataErrors."""
+    for n, raw in _lines(path):
+        where = f"{os.fspath(path)}:{n}"
+        yield where, _parse_object(where, raw)
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Plain JSON objects, one per non-blank line, with file:line errors (for demo files)."""
-    return [_parse_object(f"{os.fspath(path)}:{n}", raw) for n, raw in _lines(path)]
+    return [obj for _, obj in iter_objects(path)]

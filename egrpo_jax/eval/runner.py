@@ -15,7 +15,7 @@ from typing import Any
 
 from egrpo_jax.agent.config import AgentConfig
 from egrpo_jax.agent.loop import run_rollouts
-from egrpo_jax.agent.template import stop_token_sequences
+from egrpo_jax.agent.template import stop_table
 from egrpo_jax.agent.trajectory import Trajectory
 from egrpo_jax.data.schema import QARecord
 from egrpo_jax.eval.metrics import RolloutScore, score_rollouts, summarize
@@ -33,10 +33,13 @@ def default_engine_factory(
     model: Any, tokenizer: Any, sampling: SamplingParams, max_len: int
 ) -> EngineFactory:
     """Rows of the project's jitted Engine, stopping on </tool_call>, </answer> and the tokenizer's EOS."""
+    stops = []  # the stop table, built on first use and shared by every batch's engine
 
     def make(num_rows: int) -> RolloutEngine:
         from egrpo_jax.sampling.engine import Engine  # imported late: keeps jax off the import path
 
+        if not stops:
+            stops.append(stop_table(tokenizer, model.cfg.vocab_size))
         eos = getattr(tokenizer, "eos_ids", None)
         if eos is None:
             one = getattr(tokenizer, "eos_token_id", None)
@@ -46,7 +49,7 @@ def default_engine_factory(
             num_rows=num_rows,
             max_len=max_len,
             sampling=sampling,
-            stop_sequences=stop_token_sequences(tokenizer),
+            stops=stops[0],
             eos_ids=list(eos),
             pad_id=int(getattr(tokenizer, "pad_id", 0) or 0),
         )

@@ -43,10 +43,24 @@ class SafetensorsFile:
             raise FileNotFoundError(f"{path}: file not found") from None
         except (struct.error, json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{path}: not a safetensors file ({e})") from None
+        if not isinstance(header, dict):
+            raise ValueError(f"{path}: not a safetensors file (the header is not a JSON object)")
         self.metadata = header.pop("__metadata__", {}) or {}
         self.header = header
         self._start = 8 + n
         self._mm: np.memmap | None = None
+        size = os.path.getsize(path)
+        for name, info in header.items():  # a truncated download fails here, naming the tensor
+            try:
+                a, b = (int(x) for x in info["data_offsets"])
+                dt, shape = _DTYPES.get(info["dtype"]), [int(d) for d in info["shape"]]
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"{path}: tensor {name}: malformed header entry {str(info)[:80]}") from None
+            if dt is not None and b - a != dt.itemsize * int(np.prod(shape)):
+                raise ValueError(f"{path}: tensor {name}: {b - a} bytes for shape {shape} {info['dtype']}")
+            if not 0 <= a <= b or self._start + b > size:
+                raise ValueError(f"{path}: tensor {name} ends at byte {self._start + b} but the file has {size} "
+                                 "bytes (truncated?)")
 
     def names(self) -> list[str]:
         return list(self.header)

@@ -1,8 +1,9 @@
 """Tokenizer wrapper: `tokenizers` (HF tokenizer.json, GGUF-embedded BPE) or sentencepiece `.model`.
 
-Same surface whatever the source: `encode` (never adds special tokens: callers decide), `decode`,
-`apply_chat_template` (the model's jinja template; ChatML when it has none), `eos_id`, `eos_ids`
-(every token that ends a turn), `pad_id`, `vocab_size`, `save(dir)`. No torch anywhere.
+Same surface whatever the source: `encode` (never adds special tokens: callers decide), `encode_text`
+(control-token text stays ordinary text: for data from tools, questions, corpora), `control_tokens`,
+`decode`, `apply_chat_template` (the model's jinja template; ChatML when it has none), `eos_id`,
+`eos_ids` (every token that ends a turn), `pad_id`, `vocab_size`, `save(dir)`. No torch anywhere.
 """
 
 from __future__ import annotations
@@ -27,12 +28,34 @@ CHATML_TEMPLATE = (
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<|end|>", "</s>")
 
 
+def _plain_copy(tok: tokenizers.Tokenizer) -> tokenizers.Tokenizer:
+    """A copy of `tok` that never matches an added token: all are marked special, and special
+    tokens are encoded as the text they spell (`encode_special_tokens`)."""
+    d = json.loads(tok.to_str())
+    for t in d.get("added_tokens", []):
+        t["special"] = True
+    plain = tokenizers.Tokenizer.from_str(json.dumps(d))
+    plain.encode_special_tokens = True
+    return plain
+
+
 class _HFBackend:
     def __init__(self, tok: tokenizers.Tokenizer):
         self.tok = tok
+        self._plain: tuple[int, tokenizers.Tokenizer] | None = None  # (vocab size it was made at, copy)
 
     def encode(self, text: str) -> list[int]:
         return self.tok.encode(text, add_special_tokens=False).ids
+
+    def encode_text(self, text: str) -> list[int]:
+        # Tokens may be added to `tok` after wrapping (e2e.data adds the atomic prompt): rebuild then.
+        size = self.tok.get_vocab_size(with_added_tokens=True)
+        if self._plain is None or self._plain[0] != size:
+            self._plain = (size, _plain_copy(self.tok))
+        return self._plain[1].encode(text, add_special_tokens=False).ids
+
+    def control_tokens(self) -> dict[str, int]:
+        return {t.content: i for i, t in self.tok.get_added_tokens_decoder().items()}
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool) -> str:
         return self.tok.decode(list(ids), skip_special_tokens=skip_special_tokens)
@@ -78,6 +101,12 @@ class _SPBackend:
             elif part:
                 out.extend(self.sp.encode(part))
         return out
+
+    def encode_text(self, text: str) -> list[int]:
+        return list(self.sp.encode(text))  # control pieces are never produced from text
+
+    def control_tokens(self) -> dict[str, int]:
+        return dict(self._special)
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool) -> str:
         out, run = [], []
@@ -238,6 +267,27 @@ class Tokenizer:
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`; special tokens written in the text map to their ids; nothing is added."""
         return self._b.encode(text)
+
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of `text` as plain data: the text of a special or added token (`<|im_end|>`, an
+        atomic tag) is encoded as ordinary text, so no id of `control_tokens()` ever comes out.
+
+        For everything the host did not write itself: tool output, questions, corpus documents.
+        """
+        ids = self._b.encode_text(text)
+        controls = set(self.control_tokens().values())
+        if controls.intersection(ids):
+            # a BPE whose merges rebuild an added token: encode the characters one by one
+            ids = [i for ch in text for i in self._b.encode_text(ch)]
+            bad = controls.intersection(ids)
+            if bad:
+                raise ValueError(f"{self.source}: the text {text[:40]!r} cannot be encoded without the "
+                                 f"control token {self.id_to_token(min(bad))!r}")
+        return ids
+
+    def control_tokens(self) -> dict[str, int]:
+        """Every special or added token, by its text: ids only the prompt template may write."""
+        return self._b.control_tokens()
 
     def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = False) -> str:
         return self._b.decode([int(i) for i in ids], skip_special_tokens)

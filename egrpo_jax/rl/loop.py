@@ -65,7 +65,7 @@ class RLTrainer:
     """One object per run; `step(questions, step)` does rollouts + update and returns StepResult."""
 
     def __init__(self, cfg, model, tokenizer, tools, mesh, *, engine=None):
-        from egrpo_jax.agent.template import stop_token_sequences
+        from egrpo_jax.agent.template import stop_table
         from egrpo_jax.config import agent_config, sampling_params
         from egrpo_jax.rl.learner import Learner
         from egrpo_jax.rl.setup import loss_settings, optim_settings
@@ -81,7 +81,7 @@ class RLTrainer:
             from egrpo_jax.sampling.engine import Engine
 
             engine = Engine(model, num_rows=cfg.data.batch_size * self.group, max_len=cfg.agent.max_total_tokens,
-                            sampling=sampling_params(cfg), stop_sequences=stop_token_sequences(tokenizer),
+                            sampling=sampling_params(cfg), stops=stop_table(tokenizer, model.cfg.vocab_size),
                             eos_ids=list(getattr(tokenizer, "eos_ids", ())), mesh=mesh, pad_id=self.pad_id)
         self.engine = engine
         self.empty_steps = 0
@@ -206,6 +206,10 @@ def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh
         from egrpo_jax.tools.registry import ToolSet, open_backend
 
         tools = ToolSet(open_backend(C.search_spec(cfg)), C.tool_config(cfg), tokenizer=tokenizer)
+    from egrpo_jax.tools.health import FailureWatch, check_search
+
+    check_search(tools, close=own_tools)  # one query: a dead backend fails the run now, in one line
+    watch = FailureWatch.from_config(cfg)
     trainer = RLTrainer(cfg, model, tokenizer, tools, mesh, engine=engine)
     stream = QuestionStream(records, cfg.data.batch_size, seed=cfg.data.seed)
     rng = jax.random.key(cfg.train.seed)
@@ -219,7 +223,8 @@ def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh
         start = int(meta["step"])
     log = MetricsLogger(cfg.logging.dir, every=cfg.logging.every, total=cfg.train.steps, initial=start,
                         progress=cfg.logging.progress, desc="train",
-                        keys=("reward/mean", "accuracy", "entity_match/all", "tool_calls/per_rollout", "loss"))
+                        keys=("reward/mean", "accuracy", "entity_match/all", "tool_calls/per_rollout", "loss",
+                              "agent/tool_calls/failed"))
     last: dict[str, Any] = {}
     try:
         for step in range(start + 1, cfg.train.steps + 1):
@@ -230,6 +235,7 @@ def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh
             res = trainer.step(questions, step, seed, more=lambda: next(stream))
             last = dict(res.metrics, **{"time/step_s": time.perf_counter() - t0})
             log.log(step, last)
+            watch.update(step, last)  # warns; raises SearchOutage after too many failing steps in a row
             if ckpt is not None and (ckpt.should_save(step) or step == cfg.train.steps):
                 ckpt.save(step, trainer.learner.state, rng=rng, data_state=stream.get_state())
     finally:

@@ -1,13 +1,12 @@
 """SFT cold start: demonstration trajectories -> (tokens, loss mask), a resumable demo stream,
 and the training loop (masked cross-entropy on model-written tokens only).
 
-Tokenisation mirrors the agent loop exactly: the prompt is `encode(render_prompt(tokenizer,
-question))`, then every segment is encoded on its own and appended; mask 1 on "model" segments.
+Tokenisation mirrors the agent loop exactly: the prompt is `host_text.encode_prompt`, model segments
+are encoded on their own, tool segments as the loop encodes a tool response; mask 1 on "model" segments.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
@@ -17,50 +16,68 @@ import numpy as np
 ROLES = ("model", "tool")
 
 
-def tokenize_demo(demo: dict[str, Any], tokenizer, *, prompt_style: str = "full", where: str = "demo") -> tuple[list[int], list[int]]:
-    from egrpo_jax.agent.template import encode, render_prompt
+def check_demo(where: str, d: dict[str, Any]) -> None:
+    """Field types of one demo line (DataError naming file:line and the field)."""
+    from egrpo_jax.data.io import DataError
 
-    prompt = encode(tokenizer, render_prompt(tokenizer, demo["question"], style=prompt_style))
+    q = d.get("question")
+    if not isinstance(q, str) or not q.strip():
+        got = "missing" if "question" not in d else f"{type(q).__name__} {repr(q)[:30]}"
+        raise DataError(f"{where}: field 'question' must be a non-empty string, got {got}")
+    segs = d.get("segments")
+    if not isinstance(segs, list) or not segs:
+        got = "missing" if "segments" not in d else f"{type(segs).__name__} {repr(segs)[:30]}"
+        raise DataError(f"{where}: field 'segments' must be a non-empty list of {{role, text}}, got {got}")
+    for j, seg in enumerate(segs):
+        if not isinstance(seg, dict) or seg.get("role") not in ROLES or not isinstance(seg.get("text"), str):
+            raise DataError(f"{where}: segments[{j}] must have role in {ROLES} and a text string, got {str(seg)[:60]}")
+    if not isinstance(d.get("correct", True), bool):
+        raise DataError(f"{where}: field 'correct' must be true or false, got {d['correct']!r}")
+
+
+def tokenize_demo(demo: dict[str, Any], tokenizer, *, prompt_style: str = "full", where: str = "demo") -> tuple[list[int], list[int]]:
+    from egrpo_jax.agent.host_text import encode_prompt, encode_tool_responses
+    from egrpo_jax.agent.template import encode, tool_response_body
+    from egrpo_jax.data.io import DataError
+
+    check_demo(where, demo)
+    prompt = encode_prompt(tokenizer, demo["question"], style=prompt_style)
     tokens, mask = list(prompt), [0] * len(prompt)
     for j, seg in enumerate(demo["segments"]):
-        role = seg.get("role")
-        if role not in ROLES or not isinstance(seg.get("text"), str):
-            raise ValueError(f"{where}: segments[{j}] must have role in {ROLES} and a text string, got {seg!r}")
-        ids = encode(tokenizer, seg["text"])
+        if seg["role"] == "model":  # the model's own text: its tags are structure
+            ids = encode(tokenizer, seg["text"])
+        else:  # encoded like the agent loop encodes a tool response (the body is data)
+            body = tool_response_body(seg["text"])
+            if body is None:
+                raise DataError(f"{where}: segments[{j}] (tool) must be a tool response as the host writes it: "
+                                "'\\n<tool_response>\\n...\\n</tool_response>\\n'")
+            ids = encode_tool_responses(tokenizer, [body])[0]
         tokens += ids
-        mask += [1 if role == "model" else 0] * len(ids)
+        mask += [1 if seg["role"] == "model" else 0] * len(ids)
     return tokens, mask
 
 
 def load_demos(path: str, tokenizer, *, prompt_style: str = "full", correct_only: bool = True,
                max_len: int | None = None) -> tuple[list[tuple[list[int], list[int]]], dict[str, int]]:
     """Read the demo JSONL; returns the tokenised demos and counts (kept, wrong_skipped, truncated)."""
+    from egrpo_jax.data.io import DataError, iter_objects
+
     if not os.path.isfile(path):
         raise FileNotFoundError(f"data.demos {path}: file not found")
     out, stats = [], {"kept": 0, "wrong_skipped": 0, "truncated": 0}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
-            for key in ("question", "segments"):
-                if key not in d:
-                    raise ValueError(f"{where}: missing field '{key}'")
-            if correct_only and d.get("correct") is False:
-                stats["wrong_skipped"] += 1
-                continue
-            toks, mask = tokenize_demo(d, tokenizer, prompt_style=prompt_style, where=where)
-            if max_len and len(toks) > max_len:
-                stats["truncated"] += 1
-                toks, mask = toks[:max_len], mask[:max_len]
-            out.append((toks, mask))
+    for where, d in iter_objects(path):
+        check_demo(where, d)
+        if correct_only and d.get("correct") is False:
+            stats["wrong_skipped"] += 1
+            continue
+        toks, mask = tokenize_demo(d, tokenizer, prompt_style=prompt_style, where=where)
+        if max_len and len(toks) > max_len:
+            stats["truncated"] += 1
+            toks, mask = toks[:max_len], mask[:max_len]
+        out.append((toks, mask))
     stats["kept"] = len(out)
     if not out:
-        raise ValueError(f"data.demos {path}: no usable demonstrations")
+        raise DataError(f"data.demos {path}: no usable demonstrations")
     return out, stats
 
 
@@ -113,6 +130,12 @@ def run_sft(cfg) -> dict[str, float]:
     if ckpt is not None and ckpt.latest_step() is not None and not cfg.checkpoint.resume:
         raise C.ConfigError(f"checkpoint.dir {cfg.checkpoint.dir} already holds step {ckpt.latest_step()}; "
                             "pass --resume to continue it or choose another checkpoint.dir")
+    from egrpo_jax.data.io import iter_objects
+
+    if not os.path.isfile(cfg.data.demos):
+        raise FileNotFoundError(f"data.demos {cfg.data.demos}: file not found")
+    for where, d in iter_objects(cfg.data.demos):  # types first: before a (possibly large) model loads
+        check_demo(where, d)
     mesh = build_mesh(cfg)
     model, tok = build_policy(cfg, mesh)
     demos, stats = load_demos(cfg.data.demos, tok, prompt_style=cfg.agent.prompt_style,
@@ -129,7 +152,9 @@ def run_sft(cfg) -> dict[str, float]:
         saved_rng = rng_from_meta(meta)
         rng = rng if saved_rng is None else saved_rng
         start = int(meta["step"])
-    log = MetricsLogger(cfg.logging.dir, every=cfg.logging.every, total=cfg.train.steps, initial=start,
+    # SFT logs into <logging.dir>/sft: a config shared with `egrpo train` keeps the two runs apart
+    log = MetricsLogger(os.path.join(cfg.logging.dir, "sft") if cfg.logging.dir else "", every=cfg.logging.every,
+                        total=cfg.train.steps, initial=start,
                         progress=cfg.logging.progress, keys=("loss", "tokens_per_s"), desc="sft")
     last: dict[str, float] = {}
     try:

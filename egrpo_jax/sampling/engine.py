@@ -29,6 +29,7 @@ from egrpo_jax.mesh import single_device_mesh
 from egrpo_jax.models.kv_cache import KVCache, cache_sharding, init_cache
 from egrpo_jax.sampling import sampling as smp
 from egrpo_jax.sampling.api import BUDGET, EOS, LENGTH, STOP, SamplingParams, Segment
+from egrpo_jax.sampling.stops import StopTable
 
 # Compiled executables, keyed by (model config, bucket key, argument signature).
 _EXECUTABLES: dict[tuple, object] = {}
@@ -79,6 +80,7 @@ class Engine:
         sampling: SamplingParams | None = None,
         stop_sequences: Sequence[Sequence[int]] = (),
         eos_ids: Sequence[int] = (),
+        stops: StopTable | None = None,
         mesh: Mesh | None = None,
         cache_dtype: str | None = None,
         pad_id: int = 0,
@@ -113,25 +115,25 @@ class Engine:
             compact = self.mesh.shape["data"] * self.mesh.shape["fsdp"] == 1
         self.compact = bool(compact)
 
-        self.stop_sequences = [self._check_ids(s, f"engine.stop_sequences[{i}]") for i, s in enumerate(stop_sequences)]
-        for i, s in enumerate(self.stop_sequences):
-            if not s:
-                raise ValueError(f"engine.stop_sequences[{i}] is empty")
+        # Stops: an automaton over tokens (sampling.stops): from text stop strings (robust to BPE
+        # merges) or from exact id sequences. Its states are padded to a bucket so engines share
+        # executables; padding states are never reached.
+        if stops is not None and len(stop_sequences):
+            raise ValueError("engine: give stops or stop_sequences, not both")
+        self.stops = stops if stops is not None else StopTable.from_ids(stop_sequences, cfg.vocab_size)
+        if self.stops.table.shape[1] != cfg.vocab_size:
+            raise ValueError(f"engine.stops covers {self.stops.table.shape[1]} token ids; the model has "
+                             f"{cfg.vocab_size}")
         self.eos_ids = self._check_ids(eos_ids, "engine.eos_ids")
-        # Right-aligned stop table, padded to bucketed shapes so engines share executables:
-        # -1 = "no token here" (matches anything), a row of -2 never matches (token ids >= 0).
-        width = bucket(max([len(s) for s in self.stop_sequences], default=1), 8)
-        table = np.full((bucket(len(self.stop_sequences), 4), width), -2, np.int32)
-        for i, s in enumerate(self.stop_sequences):
-            table[i] = -1
-            table[i, width - len(s):] = s
+        table = np.zeros((bucket(self.stops.num_states, 8), cfg.vocab_size), np.int32)
+        table[: self.stops.num_states] = self.stops.table
         self._stop_table = table
-        self._stop_width = width
         self._eos = np.full(bucket(len(self.eos_ids), 4), -1, np.int32)  # -1 never matches
         self._eos[: len(self.eos_ids)] = self.eos_ids
 
         self._cache_sh = cache_sharding(cfg, self.num_rows, self.max_len, self.mesh)
         self._repl = NamedSharding(self.mesh, P())
+        self._stop_dev = self._put(self._stop_table)  # placed once: [states, vocab] can be MBs
         self.cache = init_cache(cfg, self.num_rows, self.max_len, cache_dtype, self.mesh)
         self._graphdef = nnx.graphdef(model)
         self._state = None
@@ -247,14 +249,14 @@ class Engine:
             return out
 
         produced = np.zeros(self.num_rows, np.int64)
-        stop_win = np.full((self.num_rows, self._stop_width), -1, np.int32)
+        stop_state = np.zeros(self.num_rows, np.int32)  # per segment: host text never starts a stop
         tb = bucket(int(budget[active].max()), 16)
         while active:
             rows, live = self._rows_for(active)
             rem = np.where(live, budget[rows] - produced[rows], 0)
             reach = self._len[rows] + np.minimum(rem, self.max_len - self._len[rows]) - 1
             window = min(self.max_len, bucket(int(reach[live].max()), self.min_window))
-            res = self._run_decode(rows, live, rem, stop_win[rows], tb, window)
+            res = self._run_decode(rows, live, rem, stop_state[rows], tb, window)
             o_tok, o_lp, o_raw, count, reason, stop_idx, win, pending = res
             still = []
             for i in np.flatnonzero(live):
@@ -266,7 +268,7 @@ class Engine:
                 produced[r] += c
                 self._len[r] += c
                 self._pending[r] = pending[i]
-                stop_win[r] = win[i]
+                stop_state[r] = win[i]
                 code = int(reason[i])
                 if code:
                     idx = int(stop_idx[i]) if code == 1 else -1
@@ -374,7 +376,7 @@ class Engine:
 
         return fn
 
-    def _run_decode(self, rows, live, rem, stop_win, tb: int, window: int):
+    def _run_decode(self, rows, live, rem, stop_state, tb: int, window: int):
         min_live = len(rows) // 2 if self.compact and len(rows) > self.min_rows_bucket else 0
         key = ("decode", len(rows), tb, window, min_live, self.sampling, self.pad_id)
         args = (
@@ -386,8 +388,8 @@ class Engine:
             self._put((self._len[rows] - 1).astype(np.int32)),
             self._put(live),
             self._put(rem.astype(np.int32)),
-            self._put(stop_win.astype(np.int32)),
-            self._put(self._stop_table),
+            self._put(stop_state.astype(np.int32)),
+            self._stop_dev,
             self._put(self._eos),
         )
         self.cache, outs = self._call(key, lambda: self._decode_fn(len(rows), tb, window, min_live), args)
@@ -400,7 +402,7 @@ class Engine:
         max_len = self.max_len
         pad = self.pad_id
 
-        def fn(state, cache, rows, seed, pending, pos, live, rem, stop_win, stop_table, eos):
+        def fn(state, cache, rows, seed, pending, pos, live, rem, stop_state, stop_table, eos):
             model = nnx.merge(graphdef, state)
             if full_rows:
                 small = _window(cache, window)
@@ -412,7 +414,7 @@ class Engine:
             init = {
                 "step": jnp.int32(0), "cache": small, "pending": pending, "pos": pos, "live": live,
                 "count": jnp.zeros(b, jnp.int32), "reason": jnp.zeros(b, jnp.int32),
-                "stop_idx": jnp.full(b, -1, jnp.int32), "win": stop_win,
+                "stop_idx": jnp.full(b, -1, jnp.int32), "win": stop_state,
                 "tok": zeros_i, "lp": zeros_f, "raw": zeros_f,
             }
 
@@ -426,11 +428,11 @@ class Engine:
                 keys = smp.row_keys(seed, rows, c["pos"] + 1)
                 tok, lp, raw = smp.sample(logits[:, 0], keys, params)
                 tok = jnp.where(live, tok, pad)
-                win = jnp.where(live[:, None], jnp.concatenate([c["win"][:, 1:], tok[:, None]], 1), c["win"])
+                nxt = stop_table[c["win"], tok]  # next automaton state, or -(1 + stop index)
+                stop_any = live & (nxt < 0)
+                first = -nxt - 1
+                win = jnp.where(live, jnp.maximum(nxt, 0), c["win"])
                 count = c["count"] + live.astype(jnp.int32)
-                hit = jnp.all((win[:, None, :] == stop_table[None]) | (stop_table[None] == -1), -1)
-                stop_any = jnp.any(hit, -1)
-                first = jnp.argmax(hit, -1).astype(jnp.int32)
                 is_eos = jnp.any(tok[:, None] == eos[None], -1)
                 new_len = c["pos"] + 2
                 # priority when several hold at once: stop > eos > budget > cache end

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from egrpo_jax.sampling.api import SamplingParams
 from egrpo_jax.sampling.engine import Engine
+from egrpo_jax.sampling.stops import StopTable, token_texts
 
 
 @dataclasses.dataclass
@@ -16,13 +17,6 @@ class Generation:
     logprobs: list[float]  # log-probs under the distribution sampled from (0.0 when greedy)
     raw_logprobs: list[float]  # model log-softmax at temperature 1
     stop_reason: str  # one of egrpo_jax.sampling.api.STOP_REASONS
-
-
-def _encode(tokenizer, text: str) -> list[int]:
-    try:  # a stop string must not pick up BOS / special tokens
-        return list(tokenizer.encode(text, add_special_tokens=False))
-    except TypeError:
-        return list(tokenizer.encode(text))
 
 
 def generate(
@@ -40,8 +34,8 @@ def generate(
 ) -> list[Generation]:
     """Generate for each prompt (a string, encoded with tokenizer.encode, or token ids).
 
-    Stops are matched on token ids: a string stop is encoded on its own, so it matches when the
-    model emits exactly that tokenisation.
+    `stop`: all strings (matched on the decoded text, however the tokens merge) or all token-id
+    sequences (matched exactly).
     """
     if isinstance(prompts, str):
         raise TypeError("generate: prompts must be a list of prompts (str or token ids), got one str")
@@ -50,7 +44,11 @@ def generate(
     if not prompts:
         return []
     ids = [tokenizer.encode(p) if isinstance(p, str) else list(p) for p in prompts]
-    stops = [_encode(tokenizer, s) if isinstance(s, str) else list(s) for s in stop]
+    texts = [s for s in stop if isinstance(s, str)]
+    if texts and len(texts) != len(stop):
+        raise TypeError("generate: stop must be all strings or all token-id sequences")
+    stops = StopTable.from_strings(texts, token_texts(tokenizer, model.cfg.vocab_size), model.cfg.vocab_size) \
+        if texts else StopTable.from_ids([list(s) for s in stop], model.cfg.vocab_size)
     eos = getattr(tokenizer, "eos_ids", None)
     if eos is None:
         eos = [tokenizer.eos_token_id] if getattr(tokenizer, "eos_token_id", None) is not None else []
@@ -59,7 +57,7 @@ def generate(
         num_rows=len(ids),
         max_len=max(len(p) for p in ids) + max_new_tokens,
         sampling=SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k),
-        stop_sequences=stops,
+        stops=stops,
         eos_ids=list(eos),
         cache_dtype=cache_dtype,
         pad_id=int(getattr(tokenizer, "pad_id", 0) or 0),

@@ -36,7 +36,11 @@ def _doc_to_hit(doc: Any, score: float) -> Hit:
     title, text = parse_contents(str(doc["contents"]))
     title = str(doc.get("title") or title)
     url = doc.get("url")
-    return Hit(doc_id=str(doc.get("id", "")), title=title, text=text, score=float(score),
+    try:
+        score = float(score)
+    except (TypeError, ValueError):  # the server's data, not our bug
+        raise ToolError(f"retrieval server sent a score that is not a number: {str(score)[:40]}") from None
+    return Hit(doc_id=str(doc.get("id", "")), title=title, text=text, score=score,
                url=None if url is None else str(url))
 
 

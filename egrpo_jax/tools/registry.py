@@ -2,23 +2,29 @@
 
 All search queries of a batch go to the backend in one `search` call, all visited urls in one
 `fetch` call; the two (and any summariser calls) run concurrently on a thread pool. A backend
-failure never raises: the affected calls get error text (ok=False) and the rollout continues.
+*failure* (TOOL_FAILURES: transport, server and tool errors) never raises: the affected calls get
+error text (ok=False) and the rollout continues. Anything else (TypeError, KeyError, ...) is a bug
+and propagates: as error text it would train the policy on our own mistakes.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import http.client
 import os
 import time
 from collections.abc import Sequence
 from typing import Any, Self
 
-from egrpo_jax.tools.base import Hit, SearchBackend
+from egrpo_jax.tools.base import Hit, SearchBackend, ToolError
 from egrpo_jax.tools.search import format_search
 from egrpo_jax.tools.visit import Summarizer, format_page, truncate
 
 TOOL_NAMES = ("search", "visit")
+# What a backend or summariser raises when the service fails (network, server, its own ToolError;
+# RuntimeError: client libraries' "model unavailable" style faults). Everything else propagates.
+TOOL_FAILURES = (ToolError, OSError, http.client.HTTPException, RuntimeError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +114,7 @@ class ToolSet:
         futures = {
             name: self._pool.submit(run[name], [calls[i] for i in idx]) for name, idx in groups.items() if idx
         }
-        for name, fut in futures.items():  # the batch functions never raise
+        for name, fut in futures.items():  # the batch functions raise only bugs: re-raised here
             for i, r in zip(groups[name], fut.result(), strict=True):
                 results[i] = r
         return results  # type: ignore[return-value]
@@ -127,8 +133,8 @@ class ToolSet:
         try:
             hits = self.backend.search(flat, self.cfg.topk)
             if len(hits) != len(flat):
-                raise RuntimeError(f"backend returned {len(hits)} result lists for {len(flat)} queries")
-        except Exception as e:  # noqa: BLE001 - any backend failure becomes error text
+                raise ToolError(f"backend returned {len(hits)} result lists for {len(flat)} queries")
+        except TOOL_FAILURES as e:
             dt = time.perf_counter() - t0
             msg = str(e) or type(e).__name__
             return [ToolResult(error_text("search", msg), False, dt, msg) for _ in calls]
@@ -155,8 +161,8 @@ class ToolSet:
         try:
             docs = self.backend.fetch(flat)
             if len(docs) != len(flat):
-                raise RuntimeError(f"backend returned {len(docs)} documents for {len(flat)} urls")
-        except Exception as e:  # noqa: BLE001
+                raise ToolError(f"backend returned {len(docs)} documents for {len(flat)} urls")
+        except TOOL_FAILURES as e:
             dt = time.perf_counter() - t0
             msg = str(e) or type(e).__name__
             return [ToolResult(error_text("visit", msg), False, dt, msg) for _ in calls]
@@ -174,7 +180,7 @@ class ToolSet:
         for fut, args in jobs:
             try:
                 text, page_dt = fut.result() if fut is not None else self._pages(*args)
-            except Exception as e:  # noqa: BLE001 - a failing summariser is a failed visit
+            except TOOL_FAILURES as e:  # a failing summariser is a failed visit
                 msg = f"summariser: {e}" if str(e) else f"summariser: {type(e).__name__}"
                 out.append(ToolResult(error_text("visit", msg), False, fetch_dt, msg))
                 continue

@@ -6,15 +6,24 @@
   POST /visit    {"urls": [str]} -> {"result": [document | null]}
   GET  /health   -> {"status": "ok", "num_docs": int | null}
 
-Bad requests get a 4xx with {"error": "<what is wrong and what is allowed>"}.
+Every bad request gets a 4xx with {"error": "<what is wrong and what is allowed>"} and the
+connection is closed after it (its unread bytes are never parsed as a next request): malformed
+or too deeply nested JSON 400, a body shorter than its Content-Length 400 (the client closed) or
+408 (it stalled past socket_timeout_s), no length 411, too large 413, other methods 405. Bodies
+may be sent with Content-Length or chunked. Connections are served by a bounded pool of
+`workers` threads behind a `backlog`-deep listen queue, so bursts queue instead of being reset.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import dataclasses
 import json
 import logging
+import socket
+import sys
 import threading
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -31,7 +40,9 @@ class ServerLimits:
     max_topk: int = 100
     default_topk: int = 10
     max_urls: int = 64
-    socket_timeout_s: float = 30.0  # a client that stalls mid-request frees its thread after this
+    socket_timeout_s: float = 10.0  # a client that stalls mid-request (or idles) frees its worker after this
+    workers: int = 64  # connections served at once; more wait in the listen queue, never reset
+    backlog: int = 256  # listen queue length
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -90,49 +101,121 @@ def handle_visit(backend: SearchBackend, body: dict[str, Any], lim: ServerLimits
 _ROUTES = {"/retrieve": handle_retrieve, "/visit": handle_visit}
 
 
+_ALLOWED = {"/health": "GET", "/retrieve": "POST", "/visit": "POST"}
+
+
 def _handler(backend: SearchBackend, lim: ServerLimits, num_docs: int | None):
     class Handler(BaseHTTPRequestHandler):
         timeout = lim.socket_timeout_s
         protocol_version = "HTTP/1.1"
+        default_request_version = "HTTP/1.1"  # a garbage request line still gets a status line and headers
 
         def log_message(self, fmt: str, *args: Any) -> None:  # route access logs to logging, not stderr
             log.debug("%s " + fmt, self.address_string(), *args)
 
-        def _send(self, status: int, obj: dict[str, Any]) -> None:
+        def _send(self, status: int, obj: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             data = json.dumps(obj).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            if status >= 400:  # what is left of a bad request must never be read as the next one
+                self.close_connection = True
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """The standard library's own errors (bad request line, huge headers, unknown method) as JSON."""
+            headers = {}
+            if code == HTTPStatus.NOT_IMPLEMENTED:  # a method we have no do_* for
+                code, message = 405, f"method {self.command} is not allowed; GET /health, POST /retrieve, POST /visit"
+                headers["Allow"] = _ALLOWED.get(getattr(self, "path", ""), "GET, POST")
+            try:
+                self._send(int(code), {"error": message or HTTPStatus(code).phrase}, headers)
+            except OSError:  # the client is gone
+                self.close_connection = True
 
         def do_GET(self) -> None:
             if self.path == "/health":
                 self._send(200, {"status": "ok", "num_docs": num_docs})
+            elif self.path in _ALLOWED:
+                self._send(405, {"error": f"{self.path} takes POST"}, {"Allow": _ALLOWED[self.path]})
             else:
                 self._send(404, {"error": f"unknown path {self.path!r}; GET /health, POST /retrieve, POST /visit"})
+
+        def _body(self) -> bytes:
+            chunked = self.headers.get("Transfer-Encoding", "").lower()
+            if chunked:
+                if chunked != "chunked":
+                    raise BadRequest(501, f"Transfer-Encoding {chunked!r} is not supported (chunked is)")
+                return self._read_chunked()
+            length = self.headers.get("Content-Length")
+            if length is None or not length.strip().isdigit():
+                raise BadRequest(411, "a Content-Length header (or Transfer-Encoding: chunked) is required")
+            n = int(length)
+            if n > lim.max_body_bytes:
+                raise BadRequest(413, f"body of {n} bytes; at most {lim.max_body_bytes}")
+            return self._read_exactly(n)
+
+        def _read_exactly(self, n: int) -> bytes:
+            try:
+                raw = self.rfile.read(n)
+            except TimeoutError:  # socket.timeout: the client stalled mid-body
+                raise BadRequest(408, f"the body did not arrive within {lim.socket_timeout_s:g} s") from None
+            if len(raw) < n:
+                raise BadRequest(400, f"body of {len(raw)} bytes is shorter than its length {n}")
+            return raw
+
+        def _read_chunked(self) -> bytes:
+            parts, total = [], 0
+            while True:
+                try:
+                    line = self.rfile.readline(1024)
+                except TimeoutError:
+                    raise BadRequest(408, f"the body did not arrive within {lim.socket_timeout_s:g} s") from None
+                size_text = line.split(b";", 1)[0].strip()
+                try:
+                    size = int(size_text, 16)
+                except ValueError:
+                    raise BadRequest(400, f"bad chunk size line {line[:40]!r}") from None
+                if size == 0:
+                    break
+                total += size
+                if total > lim.max_body_bytes:
+                    raise BadRequest(413, f"chunked body over {lim.max_body_bytes} bytes")
+                parts.append(self._read_exactly(size))
+                if self._read_exactly(2) != b"\r\n":
+                    raise BadRequest(400, "a chunk must end with CRLF")
+            while True:  # trailer lines up to the blank line
+                try:
+                    line = self.rfile.readline(1024)
+                except TimeoutError:
+                    raise BadRequest(408, f"the body did not arrive within {lim.socket_timeout_s:g} s") from None
+                if line in (b"\r\n", b"\n", b""):
+                    return b"".join(parts)
 
         def do_POST(self) -> None:
             try:
                 route = _ROUTES.get(self.path)
                 if route is None:
+                    if self.path in _ALLOWED:
+                        raise BadRequest(405, f"{self.path} takes GET")
                     raise BadRequest(404, f"unknown path {self.path!r}; POST /retrieve or /visit")
-                length = self.headers.get("Content-Length")
-                if length is None or not length.isdigit():
-                    raise BadRequest(411, "a Content-Length header is required")
-                if int(length) > lim.max_body_bytes:
-                    self.close_connection = True  # do not read the oversized body
-                    raise BadRequest(413, f"body of {length} bytes; at most {lim.max_body_bytes}")
-                raw = self.rfile.read(int(length))
+                raw = self._body()
                 try:
                     body = json.loads(raw)
+                except RecursionError:
+                    raise BadRequest(400, "body nests too deeply") from None
                 except ValueError:
                     raise BadRequest(400, "body is not valid JSON") from None
                 if not isinstance(body, dict):
                     raise BadRequest(400, "body must be a JSON object")
                 self._send(200, route(backend, body, lim))
             except BadRequest as e:
-                self._send(e.status, {"error": str(e)})
+                headers = {"Allow": _ALLOWED[self.path]} if e.status == 405 else None
+                self._send(e.status, {"error": str(e)}, headers)
             except Exception as e:
                 log.exception("retrieval request failed")
                 self._send(500, {"error": f"internal error: {type(e).__name__}: {e}"})
@@ -140,14 +223,39 @@ def _handler(backend: SearchBackend, lim: ServerLimits, num_docs: int | None):
     return Handler
 
 
+class SearchServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a deep listen queue and a bounded worker pool (not a thread per
+    connection): a burst of clients waits to be served instead of being reset."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler, limits: ServerLimits):
+        self.request_queue_size = limits.backlog  # read by server_activate (listen)
+        self._pool = cf.ThreadPoolExecutor(limits.workers, thread_name_prefix="search-http")
+        super().__init__(address, handler)
+
+    def process_request(self, request: socket.socket, client_address) -> None:
+        self._pool.submit(self.process_request_thread, request, client_address)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def handle_error(self, request, client_address) -> None:
+        # a client that hangs up mid-response is routine; anything else is logged with its traceback
+        if isinstance(sys.exc_info()[1], OSError):
+            log.debug("connection from %s failed", client_address, exc_info=True)
+        else:
+            log.exception("connection from %s failed", client_address)
+
+
 def make_server(
     backend: SearchBackend, host: str = "127.0.0.1", port: int = 0, limits: ServerLimits | None = None
-) -> ThreadingHTTPServer:
+) -> SearchServer:
     """A bound, not yet serving server; port 0 picks a free port (see server.server_address)."""
     num_docs = len(backend) if hasattr(backend, "__len__") else None
-    server = ThreadingHTTPServer((host, port), _handler(backend, limits or ServerLimits(), num_docs))
-    server.daemon_threads = True
-    return server
+    limits = limits or ServerLimits()
+    return SearchServer((host, port), _handler(backend, limits, num_docs), limits)
 
 
 def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:

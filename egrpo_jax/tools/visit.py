@@ -17,8 +17,9 @@ _WORD_END = re.compile(r"\S+")
 def truncate(text: str, max_tokens: int, tokenizer: Any | None = None) -> str:
     """At most `max_tokens` tokens of `text` (tokenizer tokens, or whitespace words without one)."""
     if tokenizer is not None:
+        plain = getattr(tokenizer, "encode_text", None)  # page text is data: count it as the host encodes it
         try:
-            ids = tokenizer.encode(text, add_special_tokens=False)
+            ids = plain(text) if plain is not None else tokenizer.encode(text, add_special_tokens=False)
         except TypeError:  # simple wrappers without the keyword
             ids = tokenizer.encode(text)
         if len(ids) <= max_tokens:

@@ -145,3 +145,17 @@ def test_failed_tool_is_error_text_and_rollout_continues(small_index):
 def test_agent_config_validation(kw):
     with pytest.raises(ValueError, match="agent\\."):
         AgentConfig(**kw)
+
+
+def test_engine_log_probs_that_do_not_cover_the_tokens_are_an_error(small_index):
+    class Short(ScriptedEngine):
+        def decode_segment(self, max_new_tokens):
+            segs = super().decode_segment(max_new_tokens)
+            for s in segs:
+                if s is not None:
+                    s.raw_logprobs = s.raw_logprobs[:-1]  # one short: padding it would fake a ratio
+            return segs
+
+    engine = Short([TOK.encode(ANSWER)], max_len=4096, stop_sequences=stop_token_sequences(TOK), eos_ids=TOK.eos_ids)
+    with _tools(small_index) as tools, pytest.raises(ValueError, match=r"row q/0: .* tokens but .* raw log-probs"):
+        run_rollouts(engine, TOK, [("q", "Q")], tools, AgentConfig(prompt_style="short"))

@@ -60,3 +60,21 @@ def test_axes_that_do_not_divide_are_replicated():
     specs = param_specs(model)
     assert specs["embed"] == P(None, "fsdp")
     assert specs["lm_head"] == P("fsdp", None)
+
+
+def test_device_order_fallback_is_a_warning(monkeypatch, caplog):
+    import egrpo_jax.mesh as M
+
+    with caplog.at_level("WARNING", logger="egrpo_jax.mesh"):
+        M.make_mesh(2, 2, 2)
+    assert not caplog.records  # the topology-aware order works on the fake CPU devices
+
+    def broken(shape, devices):
+        raise AssertionError("unsupported topology")
+
+    monkeypatch.setattr(M.mesh_utils, "create_device_mesh", broken)
+    with caplog.at_level("WARNING", logger="egrpo_jax.mesh"):
+        mesh = M.make_mesh(2, 2, 2)
+    assert mesh.devices.flatten().tolist() == jax.devices()
+    (rec,) = [r for r in caplog.records if r.name == "egrpo_jax.mesh"]
+    assert "create_device_mesh((2, 2, 2)) failed (AssertionError: unsupported topology)" in rec.getMessage()

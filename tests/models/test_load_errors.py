@@ -98,3 +98,14 @@ def test_unsupported_quant_type(tmp_path, hf_model):
 def test_not_a_gguf_file(tmp_path):
     (tmp_path / "x.gguf").write_bytes(b"not a gguf at all" * 10)
     _raises(ValueError, r"x\.gguf: not a readable GGUF file", tmp_path / "x.gguf")
+
+
+def test_truncated_safetensors_names_the_file_and_tensor(hf_dir, tmp_path):
+    d = _copy(hf_dir, tmp_path)
+    st = SafetensorsFile(str(d / "model.safetensors"))
+    last = max(st.names(), key=lambda n: st.header[n]["data_offsets"][1])
+    raw = (d / "model.safetensors").read_bytes()
+    (d / "model.safetensors").write_bytes(raw[:-100])  # an interrupted download
+    msg = _raises(ValueError, rf"model\.safetensors: tensor {last.replace('.', chr(92) + '.')} ends at byte "
+                              rf"{len(raw)} but the file has {len(raw) - 100} bytes \(truncated\?\)", d)
+    assert str(d) in msg

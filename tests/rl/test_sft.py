@@ -51,12 +51,41 @@ def test_load_demos_errors_and_filter(tmp_path):
     demos, stats = load_demos(str(p), ByteTokenizer(), prompt_style="short", max_len=400)
     assert stats == {"kept": 3, "wrong_skipped": 1, "truncated": 3} and all(len(t) == 400 for t, _ in demos)
     p.write_text(json.dumps(_demo(0)) + "\n{bad\n")
-    with pytest.raises(ValueError, match=r"d.jsonl:2: not valid JSON"):
+    with pytest.raises(ValueError, match=r"d.jsonl:2: invalid JSON"):
         load_demos(str(p), ByteTokenizer())
     bad = _demo(0)
     bad["segments"][1]["role"] = "user"
     p.write_text(json.dumps(bad) + "\n")
     with pytest.raises(ValueError, match=r"d.jsonl:1: segments\[1\] must have role"):
+        load_demos(str(p), ByteTokenizer())
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"question": 7}, r"d.jsonl:2: field 'question' must be a non-empty string, got int 7"),
+    ({"question": None}, r"d.jsonl:2: field 'question' must be a non-empty string"),
+    ({"segments": []}, r"d.jsonl:2: field 'segments' must be a non-empty list of \{role, text\}, got list"),
+    ({"segments": "text"}, r"d.jsonl:2: field 'segments' must be a non-empty list"),
+    ({"segments": [7]}, r"d.jsonl:2: segments\[0\] must have role in"),
+    ({"segments": [{"role": "model", "text": 3}]}, r"d.jsonl:2: segments\[0\] must have role in"),
+    ({"segments": [{"role": "tool", "text": "no wrapper"}]}, r"d.jsonl:2: segments\[0\] \(tool\) must be a tool response"),
+    ({"correct": "yes"}, r"d.jsonl:2: field 'correct' must be true or false"),
+])
+def test_demo_lines_with_wrong_types_are_file_line_errors(tmp_path, change, message):
+    from egrpo_jax.data.io import DataError
+
+    p = tmp_path / "d.jsonl"
+    p.write_text(json.dumps(_demo(0)) + "\n" + json.dumps({**_demo(1), **change}) + "\n")
+    with pytest.raises(DataError, match=message) as e:
+        load_demos(str(p), ByteTokenizer())
+    assert "\n" not in str(e.value)
+
+
+def test_demo_file_with_invalid_utf8_is_a_file_line_error(tmp_path):
+    from egrpo_jax.data.io import DataError
+
+    p = tmp_path / "d.jsonl"
+    p.write_bytes(json.dumps(_demo(0)).encode() + b"\n" + json.dumps(_demo(1)).encode()[:-2] + b"\xff\xfe\"}\n")
+    with pytest.raises(DataError, match=r"d.jsonl:2: invalid UTF-8 at byte \d+"):
         load_demos(str(p), ByteTokenizer())
 
 
@@ -107,7 +136,9 @@ def _sft(cfg, *extra):
 
 
 def _by_step(rows):
-    return {r["step"]: r for r in rows}  # the last line of a step wins (a resumed run re-logs steps)
+    steps = [r["step"] for r in rows]
+    assert steps == sorted(set(steps)), steps  # a resumed run drops the steps it logs again
+    return {r["step"]: r for r in rows}
 
 
 def test_sft_kill9_and_resume_continues_with_the_same_batches(tmp_path):
@@ -115,7 +146,7 @@ def test_sft_kill9_and_resume_continues_with_the_same_batches(tmp_path):
     ref_cfg, run_cfg = _config_file(tmp_path, "ref"), _config_file(tmp_path, "run")
     ref = _sft(ref_cfg)
     run = _sft(run_cfg, "--resume")
-    log = tmp_path / "run" / "logs" / "metrics.jsonl"
+    log = tmp_path / "run" / "logs" / "sft" / "metrics.jsonl"  # SFT keeps apart from a train run's logs
     deadline = time.time() + 240
     while time.time() < deadline and run.poll() is None:
         if log.exists() and len(log.read_text().splitlines()) >= 5:
@@ -124,7 +155,7 @@ def test_sft_kill9_and_resume_continues_with_the_same_batches(tmp_path):
     assert run.poll() is None, run.communicate()[0][-2000:]
     os.kill(run.pid, signal.SIGKILL)  # no chance to clean up, possibly mid-save
     run.wait()
-    killed_at = max(r["step"] for r in read_metrics(str(tmp_path / "run" / "logs")))
+    killed_at = max(r["step"] for r in read_metrics(str(tmp_path / "run" / "logs" / "sft")))
     assert killed_at < 12
 
     out = _sft(run_cfg)  # without --resume an existing run is refused
@@ -133,10 +164,22 @@ def test_sft_kill9_and_resume_continues_with_the_same_batches(tmp_path):
     assert resumed.wait() == 0, resumed.communicate()[0][-2000:]
     assert ref.wait() == 0, ref.communicate()[0][-2000:]
 
-    r = _by_step(read_metrics(str(tmp_path / "ref" / "logs")))
-    g = _by_step(read_metrics(str(tmp_path / "run" / "logs")))
+    r = _by_step(read_metrics(str(tmp_path / "ref" / "logs" / "sft")))
+    g = _by_step(read_metrics(str(tmp_path / "run" / "logs" / "sft")))
+    assert not (tmp_path / "run" / "logs" / "metrics.jsonl").exists()
     assert sorted(g) == sorted(r) == list(range(1, 13))
     for step in range(1, 13):
         assert g[step]["data/batch_hash"] == r[step]["data/batch_hash"], step
         assert g[step]["loss"] == pytest.approx(r[step]["loss"], rel=1e-6, abs=1e-7), step
     assert r[12]["loss"] < r[1]["loss"]  # SFT learns
+
+
+def test_sft_logs_apart_from_a_train_run_with_the_same_logging_dir(tmp_path):
+    from egrpo_jax.config import load_config
+    from egrpo_jax.rl.sft import run_sft
+
+    _write_demos(tmp_path / "demos.jsonl", 3)
+    cfg = load_config(_config_file(tmp_path, "one"), ["train.steps=2", "checkpoint.dir=", "mesh.data=1"])
+    run_sft(cfg)
+    assert [r["step"] for r in read_metrics(str(tmp_path / "one" / "logs" / "sft"))] == [1, 2]
+    assert not (tmp_path / "one" / "logs" / "metrics.jsonl").exists()  # what `egrpo train` writes

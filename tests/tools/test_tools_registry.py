@@ -127,3 +127,37 @@ def test_backend_exception_is_error_text(small_index):
         s, v = tools.run_batch([ToolCall("search", {"query": ["a"]}), ToolCall("visit", {"url": ["a", "b"], "goal": ""})])
     assert s.text == "Error: the search tool failed: disk gone. You may retry or answer with what you know."
     assert not v.ok and "returned 1 documents for 2 urls" in v.text
+
+
+def test_bugs_in_a_backend_or_summariser_propagate_failures_do_not(small_index):
+    import http.client
+
+    from egrpo_jax.tools.base import ToolError
+
+    class Backend:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def search(self, queries, topk):
+            raise self.exc
+
+        def fetch(self, ids):
+            raise self.exc
+
+    for exc in (ToolError("gave up"), ConnectionResetError("reset"), TimeoutError("slow"),
+                http.client.RemoteDisconnected("closed")):
+        with ToolSet(Backend(exc)) as tools:
+            assert not tools.search(["a"]).ok and not tools.visit(["a"], "g").ok
+    for exc in (TypeError("bad arg"), KeyError("doc"), AttributeError("x")):
+        with ToolSet(Backend(exc)) as tools:
+            with pytest.raises(type(exc)):
+                tools.search(["a"])
+            with pytest.raises(type(exc)):
+                tools.visit(["a"], "g")
+
+    def summarise(text, goal):
+        return text[goal]  # a bug: str indices must be integers
+
+    with ToolSet(small_index, summarizer=summarise) as tools:
+        with pytest.raises(TypeError):
+            tools.visit(["d1"], "g")
