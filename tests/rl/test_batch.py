@@ -1,4 +1,4 @@
-"""pack_trajectories: exact ids and sampler log-probs, and no fallback when they do not line up."""
+"""pack_trajectories: exact ids and the sampler's log-probs, and no fallback when they do not line up."""
 
 import numpy as np
 import pytest
@@ -7,18 +7,19 @@ from egrpo_jax.agent.trajectory import ANSWERED, Trajectory
 from egrpo_jax.rl.batch import pack_trajectories
 
 
-def _traj(raw):
-    return Trajectory("q1", [5, 6, 7, 8], [0, 0, 1, 1], [0.0, 0.0, -0.5, -0.25], 2, [], [], "a", ANSWERED,
-                      raw_logprobs=raw)
+def _traj(lps):
+    return Trajectory("q1", [5, 6, 7, 8], [0, 0, 1, 1], lps, 2, [], [], "a", ANSWERED,
+                      raw_logprobs=[0.0, 0.0, -9.0, -9.0])
 
 
-def test_packs_the_sampler_raw_log_probs_on_the_mask():
+def test_packs_the_sampler_log_probs_on_the_mask():
+    # the sampling distribution's log-probs (what the learner recomputes), not the temperature-1 ones
     b = pack_trajectories([_traj([0.0, 0.0, -1.0, -2.0])], [0.5])
     assert b.tokens[0, :4].tolist() == [5, 6, 7, 8] and b.mask[0, :4].tolist() == [0, 0, 1, 1]
     np.testing.assert_array_equal(b.old_logp[0, :4], [0, 0, -1.0, -2.0])
 
 
-@pytest.mark.parametrize("raw", [[], [0.0, -1.0, -2.0]])
-def test_raw_log_probs_of_another_length_are_an_error_not_a_fallback(raw):
-    with pytest.raises(ValueError, match=f"trajectory q1: {len(raw)} raw log-probs for 4 tokens"):
-        pack_trajectories([_traj(raw)], [0.5])
+@pytest.mark.parametrize("lps", [[], [0.0, -1.0, -2.0]])
+def test_log_probs_of_another_length_are_an_error_not_a_fallback(lps):
+    with pytest.raises(ValueError, match="logprobs"):
+        _traj(lps)
