@@ -22,9 +22,11 @@ from learning_task import PhraseTokenizer, corpus, format_demos, questions
 K = 8
 
 
-def run_learning(tmp, *, seed: int = 0, alpha: float = 0.0, rl_steps: int = 40, sft_steps: int = 40,
-                 overrides: tuple[str, ...] = (), batch: int = 6,
-                 hint: float = 0.0) -> tuple[list[dict], dict]:
+def run_learning(tmp, *, seed: int = 0, alpha: float = 0.0, rl_steps: int = 20, sft_steps: int = 40,
+                 overrides: tuple[str, ...] = (), batch: int = 3 * K,
+                 hint: float = 0.15) -> tuple[list[dict], dict]:
+    """SFT (format only, `hint` of the demos search the right country) then `rl_steps` of GRPO over
+    `batch` questions x G=8 per step; returns the RL metrics rows and the SFT losses."""
     tok = PhraseTokenizer(K)
     mesh = single_device_mesh()
     cfg_m = ModelConfig(family="llama", vocab_size=tok.vocab_size, hidden_size=64, intermediate_size=128,
@@ -45,6 +47,7 @@ def run_learning(tmp, *, seed: int = 0, alpha: float = 0.0, rl_steps: int = 40, 
         cfg = load_config(None, [
             f"data.batch_size={batch}", "rl.group_size=8", f"rl.alpha={alpha}", "agent.prompt_style=short",
             "agent.max_total_tokens=128", "agent.max_tool_calls=2", f"train.steps={rl_steps}",
+            "optim.lr=1e-3", "sampling.temperature=1.0",
             f"train.seed={seed}", f"data.seed={seed}", f"logging.dir={tmp}/logs", "logging.progress=false",
             *overrides,
         ])
