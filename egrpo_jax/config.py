@@ -48,7 +48,8 @@ def default_config() -> ml_collections.ConfigDict:
                   max_position_embeddings=4096),
     )
     c.mesh = dict(data=1, fsdp=-1, tensor=1)  # -1: the remaining devices
-    c.data = dict(questions="", corpus="", demos="", batch_size=64, seed=0)
+    # correct_demos_only: SFT skips demos whose answer is wrong (False: learn from imperfect ones too)
+    c.data = dict(questions="", corpus="", demos="", correct_demos_only=True, batch_size=64, seed=0)
     c.search = dict(backend="bm25", index_dir="", url="", topk=10, snippet_chars=200, page_tokens=1024,
                     failure_warn_rate=0.5, failure_stop_steps=3)  # a step with more failed tool calls warns;
     # failure_stop_steps such steps in a row stop the run (0 = never). See tools/health.py.
@@ -104,7 +105,7 @@ RULES: dict[str, tuple[Callable, str]] = {
     "model.tiny.tie_embeddings": _BOOL, "model.tiny.max_position_embeddings": _int(2),
     "mesh.data": _int(1, extra=(-1,)), "mesh.fsdp": _int(1, extra=(-1,)), "mesh.tensor": _int(1, extra=(-1,)),
     "data.questions": _STR, "data.corpus": _STR, "data.demos": _STR, "data.batch_size": _int(1),
-    "data.seed": _int(0),
+    "data.seed": _int(0), "data.correct_demos_only": _BOOL,
     "search.backend": _choice(BACKENDS), "search.index_dir": _STR, "search.url": _STR, "search.topk": _int(1),
     "search.snippet_chars": _int(1), "search.page_tokens": _int(1),
     "search.failure_warn_rate": _float(0.0, 1.0), "search.failure_stop_steps": _int(0),
@@ -155,6 +156,7 @@ RANGES: dict[str, tuple[Callable, str]] = {
     "rl.alpha_final": _within(0.0, 1.0, "as rl.alpha"), "rl.alpha_decay_steps": _within(0, _STEPS),
     "rl.group_size": _within(2, 1024), "rl.eps_high": _within(0.0, 1.0), "rl.dr_grpo_norm": _within(0, 1 << 24),
     "rl.beta": _within(0.0, 10.0, "the KL coefficient"),
+    "rl.dynamic_max_rounds": _within(0, 64, "extra rollout rounds per step"),
     "optim.lr": _within(0.0, 0.1, "larger steps diverge; the demo uses 3e-3, real models 1e-6..1e-5"),
     "optim.warmup_steps": _within(0, _STEPS), "optim.clip_norm": _within(0.0, 1e4),
     "optim.weight_decay": _within(0.0, 1.0),

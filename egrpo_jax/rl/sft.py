@@ -139,7 +139,7 @@ def run_sft(cfg) -> dict[str, float]:
     mesh = build_mesh(cfg)
     model, tok = build_policy(cfg, mesh)
     demos, stats = load_demos(cfg.data.demos, tok, prompt_style=cfg.agent.prompt_style,
-                              max_len=cfg.train.max_seq_len)
+                              correct_only=cfg.data.correct_demos_only, max_len=cfg.train.max_seq_len)
     learner = Learner(model, mesh, optim_settings(cfg), loss_settings(cfg, "sft"),
                       microbatches=cfg.optim.microbatches)
     stream = DemoStream(len(demos), cfg.data.batch_size, cfg.data.seed)
