@@ -146,11 +146,16 @@ def train_rl(cfg, model, tok, tools, mesh, records) -> dict[str, float]:
     return run_train(cfg, model=model, tokenizer=tok, tools=tools, records=records, mesh=mesh)
 
 
-def before_after_table(before: Mapping, after: Mapping, *, names: tuple[str, str] = ("SFT", "SFT + E-GRPO")) -> str:
-    """Markdown table, one metric per row (values from the two summaries)."""
+def before_after_table(before: Mapping, after: Mapping, *, names: tuple[str, str] = ("SFT", "SFT + E-GRPO"),
+                       training: Sequence[Mapping] = ()) -> str:
+    """Markdown table, one metric per row (values from the two summaries); with `training` (the RL
+    metrics rows) also the training reward at the first and the last RL step."""
     from egrpo_jax.eval.report import format_value, lookup
 
     lines = [f"| metric | {names[0]} | {names[1]} |", "|---|---|---|"]
+    rewards = [r["reward/mean"] for r in training if r.get("reward/mean") is not None]
+    if rewards:
+        lines.append(f"| training reward (first / last RL step) | {rewards[0]:.3f} | {rewards[-1]:.3f} |")
     for key, label in TABLE_KEYS:
         a, b = lookup(before, key), lookup(after, key)
         if a is None and b is None:
@@ -204,8 +209,10 @@ def run_pipeline(pc: PipelineConfig, out_dir: str, *, model_path: str = "", prog
     finally:
         tools.close()
     rl_name = "SFT + GRPO" if rl_cfg.rl.alpha == 0 else f"SFT + E-GRPO (alpha={rl_cfg.rl.alpha})"
-    table = before_after_table(before, after, names=("SFT", rl_name))
+    table = before_after_table(before, after, names=("SFT", rl_name), training=rows)
+    rewards = [r.get("reward/mean") for r in rows]
     result = {"timings_s": timer.seconds, "data": data.stats, "sft": sft_m, "rl_last_step": rl_m,
+              "train_reward": {"first": rewards[0] if rewards else None, "last": rewards[-1] if rewards else None},
               "before": _headline(before), "after": _headline(after), "table": table, "params": params}
     _write_report(out_dir, pc, result)
     return result

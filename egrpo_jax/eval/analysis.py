@@ -298,3 +298,19 @@ def plot_grouped_curves(
     if groups:
         ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_errorbars(xs: Sequence[float], means: Sequence[float], stds: Sequence[float], path: str | Path, *,
+                   xlabel: str, ylabel: str, title: str, baseline: float | None = None,
+                   baseline_label: str = "") -> Path:
+    """Points with ±std bars (e.g. Pass@1 against alpha) and an optional horizontal baseline."""
+    fig = _figure()
+    ax = fig.subplots()
+    ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3)
+    if baseline is not None:
+        ax.axhline(baseline, linestyle="--", color="grey", label=baseline_label)
+        ax.legend(fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return _save(fig, path)

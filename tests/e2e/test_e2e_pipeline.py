@@ -80,6 +80,13 @@ def test_demo_pipeline_end_to_end(tmp_path):
     report = (out / "report.md").read_text()
     assert "| Pass@1 |" in report and "| tool calls / rollout |" in report
     assert res["table"] in report
+    saved = json.loads((out / "result.json").read_text())
+    for side in ("before", "after"):
+        for key in ("pass@1", "pass@3", "questions", "format_error_rate"):
+            assert key in saved[side], (side, key)
+        assert saved[side]["questions"] == 4
+    assert saved["train_reward"]["first"] == rows[0]["reward/mean"] == saved["train_reward"]["last"]
+    assert f"| training reward (first / last RL step) | {rows[0]['reward/mean']:.3f} |" in res["table"]
     # a second run into the same folder is refused (never mixes two runs)
     with pytest.raises(FileExistsError, match="already holds a run"):
         run_pipeline(micro_config(), str(out), progress=False, log=logs.append)

@@ -5,7 +5,18 @@ import json
 import numpy as np
 import pytest
 
-from egrpo_jax.e2e.replicate import aggregate, match_accuracy_corr, run_record
+from egrpo_jax.e2e.replicate import (
+    GRPO,
+    RUN_MARKER,
+    SFT_LABEL,
+    Arm,
+    _fresh_run_dir,
+    aggregate,
+    match_accuracy_corr,
+    run_record,
+)
+
+QUESTIONS = [f"q{i}" for i in range(20)]
 
 
 def _summary(p1, p3, tools, corr, ch, wh):
@@ -14,10 +25,15 @@ def _summary(p1, p3, tools, corr, ch, wh):
             "entity_comparison": {"correct_higher": ch, "wrong_higher": wh}}
 
 
-def _rec(alpha, seed, p1, tools):
+def _rec(arm, seed, p1, tools):
+    """A run whose first round(20 * p1) questions are all right (3 of 3 samples), the rest all wrong."""
     rows = [{"step": s, "tool_calls/per_rollout": tools + 0.1 * s, "accuracy": p1, "reward/mean": p1,
              "entity_match/all": 0.5} for s in (1, 2, 3)]
-    return {"alpha": alpha, "seed": seed, "summary": _summary(p1, p1 + 0.1, tools, 0.5, 3, 1), "training": rows}
+    n = round(20 * p1)
+    per_q = {q: ((1.0, 1.0) if i < n else (0.0, 0.0)) for i, q in enumerate(QUESTIONS)}
+    return {"arm": arm.label if arm else SFT_LABEL, "alpha": arm.alpha if arm else -1.0,
+            "schedule": arm.schedule if arm else "", "seed": seed, "per_question": per_q,
+            "summary": _summary(p1, p1, tools, 0.5, 3, 1), "training": rows}
 
 
 def test_match_accuracy_corr_matches_numpy():
@@ -29,22 +45,48 @@ def test_match_accuracy_corr_matches_numpy():
 
 
 def test_aggregate_micro(tmp_path):
-    recs = [_rec(-1.0, -1, 0.2, 2.0)]
+    e03 = Arm(0.3)
+    recs = [_rec(None, -1, 0.20, 2.0)]
     for seed, (g, e) in enumerate([(0.30, 0.40), (0.20, 0.25), (0.25, 0.40)]):
-        recs.append(_rec(0.0, seed, g, 2.0))
-        recs.append(_rec(0.3, seed, e, 1.5))
+        recs.append(_rec(GRPO, seed, g, 2.0))
+        recs.append(_rec(e03, seed, e, 1.5))
     path = aggregate(recs, tmp_path, notes=["micro"])
     text = path.read_text()
-    # E-GRPO - GRPO per seed: +10, +5, +15 points -> mean +10.0, sample std 5.0
-    assert "| E-GRPO (alpha=0.3) | 3 | +10.0 ± 5.0 | +10.0 ± 5.0 | -0.500 ± 0.000 |" in text
     # mean ± sample std of Pass@1 for GRPO: 25.0% ± 5.0%
     assert "| GRPO (alpha=0) | 3 | 25.0% ± 5.0% |" in text
     assert "| SFT (no RL) | 1 | 20.0% |" in text
     assert "| E-GRPO (alpha=0.3) | 9 | 3 |" in text  # entity counts summed over seeds
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["groups"]) == {"SFT (no RL)", "GRPO (alpha=0)", "E-GRPO (alpha=0.3)"}
-    for name in ("tool_calls_per_rollout", "accuracy", "reward_mean", "entity_match_all"):
+    # E-GRPO - GRPO per seed: +10, +5, +15 points -> +10.0; every question's difference is 0 or 1 with
+    # the same pattern, so the interval is from the bootstrap over the 20 questions
+    d = summary["paired"]["E-GRPO (alpha=0.3)"]["pass@1 vs GRPO"]
+    assert d["mean"] == pytest.approx(0.10) and d["lo"] < 0.10 < d["hi"] and (d["seeds"], d["questions"]) == (3, 20)
+    assert summary["paired"]["GRPO (alpha=0)"]["pass@1 vs SFT"]["mean"] == pytest.approx(0.05)
+    assert "| E-GRPO (alpha=0.3) | 3 | +10.0 [" in text
+    assert "3. E-GRPO uses fewer tool calls per rollout in training: holds (-0.500" in text
+    assert "1. Correct rollouts mention more ground-truth entities than wrong ones: holds" in text
+    for name in ("tool_calls_per_rollout", "accuracy", "reward_mean", "entity_match_all", "alpha_curve"):
         assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 0
+
+
+def test_decay_arm_is_its_own_group_and_labelled():
+    assert Arm(0.3, "linear").label == "E-GRPO (alpha 0.3 -> 0)" and Arm(0.3, "linear").name == "alpha0.3-decay"
+    assert GRPO.label == "GRPO (alpha=0)"
+
+
+def test_replicate_never_deletes_a_folder_it_did_not_create(tmp_path):
+    foreign = tmp_path / "runs" / "alpha0_seed0"
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not created by egrpo replicate"):
+        _fresh_run_dir(str(foreign))
+    assert (foreign / "notes.txt").read_text() == "mine"
+    ours = tmp_path / "runs" / "alpha0_seed1"
+    _fresh_run_dir(str(ours))
+    (ours / "partial.txt").write_text("interrupted")
+    _fresh_run_dir(str(ours))  # an interrupted run of ours starts again
+    assert sorted(p.name for p in ours.iterdir()) == [RUN_MARKER]
 
 
 def test_run_record_reads_eval_folder(tmp_path):
@@ -58,9 +100,10 @@ def test_run_record_reads_eval_folder(tmp_path):
     write_run_report(tmp_path, scores, ks=[1, 2])
     rec = run_record(str(tmp_path), [{"step": 1, "tool_calls/per_rollout": 2.0, "accuracy": 0.5},
                                      {"step": 2, "tool_calls/per_rollout": 3.0, "accuracy": float("nan")}],
-                     alpha=0.3, seed=1)
+                     arm=Arm(0.3), seed=1)
     s = rec["summary"]
     assert s["train/tool_calls"] == 2.5 and s["train/accuracy"] == 0.5
     x, y = np.array([1, 1 / 3, 0, 2 / 3]), np.array([1.0, 0, 0, 1])
     assert s["entity_corr"] == pytest.approx(np.corrcoef(x, y)[0, 1])
     assert s["pass@1"] == 0.5 and s["entity_comparison"]["correct_higher"] == 2
+    assert rec["per_question"] == {"a": (0.5, 1.0), "b": (0.5, 1.0)} and rec["arm"] == "E-GRPO (alpha=0.3)"
