@@ -15,7 +15,7 @@ import time
 
 from egrpo_jax.data.io import write_corpus, write_jsonl, write_questions
 from egrpo_jax.data.synth.corpus import build_corpus
-from egrpo_jax.data.synth.oracle import PERFECT, RECOVERED, WRONG, Oracle, Unanswerable
+from egrpo_jax.data.synth.oracle import PERFECT, Oracle, Unanswerable
 from egrpo_jax.data.synth.questions import make_questions, split_questions
 from egrpo_jax.data.synth.world import build_world
 from egrpo_jax.e2e.settings import PipelineSettings
@@ -53,9 +53,7 @@ def build_data(settings: PipelineSettings, out_dir: str, *, tokenizer: bool = Tr
     try:
         for name, records in splits.items():
             for q in records:
-                u = rng.random()
-                r, w = settings.demos.recovered_rate, settings.demos.wrong_rate
-                kind = RECOVERED if u < r else WRONG if u < r + w else PERFECT
+                kind = settings.demos.kind(rng.random())
                 try:
                     # the perfect path must exist for every kept question, whatever the demo's kind
                     oracle.demo(q, PERFECT)

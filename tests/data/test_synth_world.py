@@ -118,3 +118,31 @@ def test_gold_docs_and_hop_queries_for_retrieval_eval():
             # the gold document is about the hop's subject and names its object; the query names the subject
             assert doc.title == q.entities[k].name and q.entities[k + 1].name in doc.text
             assert q.entities[k].name in query
+
+
+def test_early_stop_demos_answer_one_hop_too_early(default_data):
+    from egrpo_jax.data.synth.oracle import EARLY_STOP
+
+    d = default_data
+    oracle = Oracle(d.world, d.doc_of, Bm25Index.build(d.corpus), DEMO_TOOLS)
+    try:
+        qs = [q for q in d.splits["train"] if q.metadata["hops"] >= 2][:40]
+        for i, q in enumerate(qs):
+            import random
+
+            demo = oracle.demo(q, EARLY_STOP, random.Random(i))
+            rollout = parse_rollout("".join(s["text"] for s in demo["segments"]))
+            assert rollout.error is None and demo["kind"] == EARLY_STOP and not demo["correct"]
+            n_calls = len(rollout.calls)
+            assert 1 <= n_calls < q.metadata["hops"]
+            # it answers the entity its last search found: chain node n_calls, a near-miss
+            assert rollout.answer == q.entities[n_calls].name
+            rate = match_rate(rollout.thoughts, [e.variants for e in q.entities])
+            assert rate == pytest.approx((n_calls + 1) / len(q.entities))
+    finally:
+        oracle.close()
+    cfg = DemoConfig(recovered_rate=0.1, wrong_rate=0.2, early_stop_rate=0.3)
+    assert [cfg.kind(u) for u in (0.05, 0.15, 0.35, 0.45, 0.65)] == [
+        "recovered", "wrong_answer", "early_stop", "early_stop", "perfect"]
+    with pytest.raises(ValueError, match="must be <= 1"):
+        DemoConfig(recovered_rate=0.5, wrong_rate=0.3, early_stop_rate=0.3)

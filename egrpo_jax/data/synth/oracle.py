@@ -41,7 +41,7 @@ from egrpo_jax.tools.base import SearchBackend
 from egrpo_jax.tools.registry import ToolConfig, ToolSet
 from egrpo_jax.tools.search import snippet
 
-PERFECT, RECOVERED, WRONG = "perfect", "recovered", "wrong_answer"
+PERFECT, RECOVERED, WRONG, EARLY_STOP = "perfect", "recovered", "wrong_answer", "early_stop"
 
 
 class Unanswerable(RuntimeError):
@@ -52,14 +52,26 @@ class Unanswerable(RuntimeError):
 class DemoConfig:
     recovered_rate: float = 0.15  # fraction of demos with one wrong search that is noticed and fixed
     wrong_rate: float = 0.1  # fraction of demos that end with a wrong answer
+    # fraction of demos that answer one hop too early (the entity found so far): a weak teacher's
+    # habit, the same mistake in every question, so the policy can unlearn it in general
+    early_stop_rate: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for k in ("recovered_rate", "wrong_rate"):
+        for k in ("recovered_rate", "wrong_rate", "early_stop_rate"):
             if not 0.0 <= getattr(self, k) <= 1.0:
                 raise ValueError(f"DemoConfig.{k} must be in [0, 1], got {getattr(self, k)}")
-        if self.recovered_rate + self.wrong_rate > 1.0:
-            raise ValueError("DemoConfig.recovered_rate + wrong_rate must be <= 1")
+        if self.recovered_rate + self.wrong_rate + self.early_stop_rate > 1.0:
+            raise ValueError("DemoConfig.recovered_rate + wrong_rate + early_stop_rate must be <= 1")
+
+    def kind(self, u: float) -> str:
+        """The demo kind for a uniform draw u in [0, 1)."""
+        for kind, rate in ((RECOVERED, self.recovered_rate), (WRONG, self.wrong_rate),
+                           (EARLY_STOP, self.early_stop_rate)):
+            if u < rate:
+                return kind
+            u -= rate
+        return PERFECT
 
 
 def _cap(s: str) -> str:
@@ -119,6 +131,7 @@ class Oracle:
             segs.append({"role": "model", "text": format_think(" ".join(pending)) + "\n" + format_answer(answer)})
 
         wrong_hop = rng.randrange(h) if kind == WRONG else -1  # the hop that goes wrong
+        stop_hop = rng.randrange(1, h) if kind == EARLY_STOP and h > 1 else -1  # answered after hop stop_hop - 1
         detour_hop = rng.randrange(h) if kind == RECOVERED else -1
         detoured = False
         first = nodes[0].fuzz if fuzzed else nodes[0].name
@@ -131,6 +144,10 @@ class Oracle:
             if k == detour_hop:
                 detoured = self._detour(cur, rel, known, call, pending, rng)
             query = cur.name if known else cur.fuzz_query
+            if k == stop_hop:
+                pending[-1] = f"So the answer is {cur.name}."  # replaces "Next I need ..."
+                finish(cur.name)
+                return self._record(q, segs, cur.name, EARLY_STOP)
             if k == wrong_hop:
                 nxt = self._mistake(k, cur, rel, nodes, query, call, rng)
                 if nxt is None:  # stop early: answer the node just found
@@ -196,7 +213,7 @@ class Oracle:
             "question": q.question,
             "segments": segs,
             "correct": correct,
-            "kind": kind if (kind != WRONG or not correct) else PERFECT,
+            "kind": kind if (kind not in (WRONG, EARLY_STOP) or not correct) else PERFECT,
             "answer": answer,
         }
 
@@ -208,8 +225,7 @@ def make_demos(
     rng = random.Random(f"demos-{cfg.seed}")
     out = []
     for i, q in enumerate(questions):
-        u = rng.random()
-        kind = RECOVERED if u < cfg.recovered_rate else WRONG if u < cfg.recovered_rate + cfg.wrong_rate else PERFECT
+        kind = cfg.kind(rng.random())
         d = oracle.demo(q, kind, random.Random(f"demo-{cfg.seed}-{q.id}"))
         out.append({"id": f"demo-{i:06d}", **d})
     return out
