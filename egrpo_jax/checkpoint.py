@@ -49,6 +49,11 @@ def _drop_closed_loop_noise(unraisable, _default=sys.unraisablehook) -> None:
     exc = unraisable.exc_value
     if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
         return
+    # A failed read: restore raises the error (newest_readable names it in one line); orbax's
+    # sibling read coroutines, abandoned, report the same failure again with a page of spec.
+    if "_read_array_index_and_device_put" in repr(unraisable.object) and \
+            str(exc).startswith("Encountered error while reading array index"):
+        return
     _default(unraisable)
 
 
@@ -189,6 +194,7 @@ def newest_readable(ckpt: Checkpointer, read: Callable[[int], Any], *, quarantin
             if quarantine and jax.process_index() == 0 and os.path.isdir(path):
                 os.replace(path, path + ".unreadable")
             skipped.append(f"{step} ({_cause(e)})")
+            gc.collect()  # abandoned read coroutines report now (filtered above), not mid-run
             continue
         if skipped:
             moved = " (moved to <step>.unreadable)" if quarantine else ""
