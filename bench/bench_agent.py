@@ -23,7 +23,8 @@ import time
 from egrpo_jax.agent.config import AgentConfig
 from egrpo_jax.agent.loop import run_rollouts
 from egrpo_jax.agent.parse import ToolCall, format_call
-from egrpo_jax.agent.scripted import ByteTokenizer, ScriptedEngine
+from egrpo_jax.models.byte_tokenizer import ByteTokenizer
+from egrpo_jax.testing.scripted import ScriptedEngine
 from egrpo_jax.agent.template import encode, stop_token_sequences
 from egrpo_jax.data.schema import Document
 from egrpo_jax.tools.bm25 import Bm25Index

@@ -16,7 +16,7 @@ def build_mesh(cfg):
 def build_tokenizer(cfg) -> Any:
     spec = cfg.model.tokenizer or cfg.model.path
     if spec == "byte":
-        from egrpo_jax.agent.scripted import ByteTokenizer
+        from egrpo_jax.models.byte_tokenizer import ByteTokenizer
 
         return ByteTokenizer()
     if not spec:

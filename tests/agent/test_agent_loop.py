@@ -5,7 +5,8 @@ import pytest
 from egrpo_jax.agent import parse as P
 from egrpo_jax.agent.config import AgentConfig
 from egrpo_jax.agent.loop import run_rollouts
-from egrpo_jax.agent.scripted import ByteTokenizer, ScriptedEngine, fake_logprob
+from egrpo_jax.models.byte_tokenizer import ByteTokenizer
+from egrpo_jax.testing.scripted import ScriptedEngine, fake_logprob
 from egrpo_jax.agent.template import encode, render_prompt, render_tool_response, stop_token_sequences
 from egrpo_jax.agent.trajectory import ANSWERED, FORMAT_ERROR, OVERLENGTH
 from egrpo_jax.data.schema import Entity, QARecord

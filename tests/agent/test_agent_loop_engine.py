@@ -7,9 +7,9 @@ import pytest
 
 from egrpo_jax.agent.config import AgentConfig
 from egrpo_jax.agent.loop import run_rollouts
-from egrpo_jax.agent.scripted import ACTION_ANSWER as ANSWER
-from egrpo_jax.agent.scripted import ACTION_CALL as CALL
-from egrpo_jax.agent.scripted import ActionTokenizer
+from egrpo_jax.testing.scripted import ACTION_ANSWER as ANSWER
+from egrpo_jax.testing.scripted import ACTION_CALL as CALL
+from egrpo_jax.testing.scripted import ActionTokenizer
 from egrpo_jax.agent.trajectory import ANSWERED, OVERLENGTH, STATUSES
 from egrpo_jax.mesh import make_mesh
 from egrpo_jax.models.config import tiny_config

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from egrpo_jax.agent import template as T
-from egrpo_jax.agent.scripted import ByteTokenizer
+from egrpo_jax.models.byte_tokenizer import ByteTokenizer
 
 
 def test_plain_layout_without_chat_template():

@@ -11,7 +11,7 @@ from tokenizers import AddedToken
 from egrpo_jax.agent.config import AgentConfig
 from egrpo_jax.agent.host_text import control_tokens, encode_prompt, encode_text
 from egrpo_jax.agent.loop import run_rollouts
-from egrpo_jax.agent.scripted import ScriptedEngine
+from egrpo_jax.testing.scripted import ScriptedEngine
 from egrpo_jax.agent.template import (
     RESPONSE_PREFIX,
     RESPONSE_SUFFIX,

@@ -7,7 +7,7 @@ import pytest
 
 from egrpo_jax import cli
 from egrpo_jax.models import load_pretrained
-from egrpo_jax.models.greedy import greedy_generate
+from egrpo_jax.testing.greedy import greedy_generate
 from egrpo_jax.models.hf_io import host_params
 
 torch = pytest.importorskip("torch")

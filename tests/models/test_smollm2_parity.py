@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from egrpo_jax.models import load_pretrained
-from egrpo_jax.models.greedy import greedy_generate
+from egrpo_jax.testing.greedy import greedy_generate
 
 # Outside CI a machine without the parity extras skips this module; in CI (CI=true, set by the
 # runner) the real-model parity must run, so a missing package is a failure, not a skip.

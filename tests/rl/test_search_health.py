@@ -4,9 +4,9 @@ import pytest
 from test_train_loop import _biased_model
 
 from egrpo_jax import cli
-from egrpo_jax.agent.scripted import ACTION_ANSWER as ANSWER
-from egrpo_jax.agent.scripted import ACTION_CALL as CALL
-from egrpo_jax.agent.scripted import ActionTokenizer
+from egrpo_jax.testing.scripted import ACTION_ANSWER as ANSWER
+from egrpo_jax.testing.scripted import ACTION_CALL as CALL
+from egrpo_jax.testing.scripted import ActionTokenizer
 from egrpo_jax.config import load_config, sampling_params, tool_config
 from egrpo_jax.data.io import write_questions
 from egrpo_jax.data.schema import Document, Entity, QARecord

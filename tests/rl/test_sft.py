@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from egrpo_jax.agent.scripted import ByteTokenizer
+from egrpo_jax.models.byte_tokenizer import ByteTokenizer
 from egrpo_jax.agent.template import render_prompt
 from egrpo_jax.metrics_log import read_metrics
 from egrpo_jax.rl.sft import DemoStream, load_demos, tokenize_demo

@@ -7,7 +7,7 @@ this guards against)."""
 import numpy as np
 import pytest
 
-from egrpo_jax.agent.scripted import ByteTokenizer
+from egrpo_jax.models.byte_tokenizer import ByteTokenizer
 from egrpo_jax.mesh import single_device_mesh
 from egrpo_jax.models.config import tiny_config
 from egrpo_jax.models.sharding import create_model

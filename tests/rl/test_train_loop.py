@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from egrpo_jax.agent.scripted import ACTION_ANSWER as ANSWER
-from egrpo_jax.agent.scripted import ACTION_CALL as CALL
-from egrpo_jax.agent.scripted import ActionTokenizer
+from egrpo_jax.testing.scripted import ACTION_ANSWER as ANSWER
+from egrpo_jax.testing.scripted import ACTION_CALL as CALL
+from egrpo_jax.testing.scripted import ActionTokenizer
 from egrpo_jax.agent.trajectory import ANSWERED
 from egrpo_jax.config import load_config, sampling_params
 from egrpo_jax.data.io import write_corpus, write_questions

@@ -3,7 +3,7 @@ import threading
 import pytest
 
 from egrpo_jax.agent.parse import ToolCall
-from egrpo_jax.agent.scripted import ByteTokenizer
+from egrpo_jax.models.byte_tokenizer import ByteTokenizer
 from egrpo_jax.tools.registry import ToolConfig, ToolSet
 from egrpo_jax.tools.search import snippet
 from egrpo_jax.tools.visit import truncate

@@ -1,4 +1,4 @@
-"""Test doubles for the agent loop: a byte-level tokenizer and a scripted RolloutEngine.
+"""Test doubles for the agent loop: a scripted RolloutEngine and a tokenizer of whole actions.
 
 ScriptedEngine behaves like the real engine on the protocol level (stop sequences, EOS,
 per-row budgets, cache length, extend, mark_done) but its "model" replays a fixed token
@@ -12,20 +12,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from egrpo_jax.sampling.api import BUDGET, EOS, LENGTH, STOP, Segment
-
-
-class ByteTokenizer:
-    """id = byte + 1; id 0 is EOS. No chat template (the agent uses its plain prompt layout)."""
-
-    eos_ids = (0,)
-    eos_id = 0
-    vocab_size = 257
-
-    def encode(self, text: str) -> list[int]:
-        return [b + 1 for b in text.encode("utf-8")]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return bytes(int(i) - 1 for i in ids if int(i) > 0).decode("utf-8", errors="replace")
 
 
 def fake_logprob(token: int, position: int) -> float:
