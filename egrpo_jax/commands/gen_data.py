@@ -63,9 +63,9 @@ def run(args) -> int:
     t0 = time.perf_counter()
     os.makedirs(args.out, exist_ok=True)
     if args.world == "synthetic":
-        from egrpo_jax.data.synth.build import DEMO_TOOLS, build_synthetic
-        from egrpo_jax.data.synth.oracle import DemoConfig
-        from egrpo_jax.data.synth.world import WorldConfig
+        from egrpo_jax.datagen.synth.build import DEMO_TOOLS, build_synthetic
+        from egrpo_jax.datagen.synth.oracle import DemoConfig
+        from egrpo_jax.datagen.synth.world import WorldConfig
         from egrpo_jax.tools.registry import ToolConfig
 
         cfg = WorldConfig(seed=args.seed, **_overrides(args, {
@@ -84,7 +84,7 @@ def run(args) -> int:
         }
         splits = data.splits
     elif args.world == "real":
-        from egrpo_jax.data.real.build import RealConfig, build_real
+        from egrpo_jax.datagen.real.build import RealConfig, build_real
 
         cfg = RealConfig(seed=args.seed, **_overrides(args, {
             "questions": "n_questions", "min_hops": "min_hops", "max_hops": "max_hops",
@@ -99,7 +99,7 @@ def run(args) -> int:
         extra = {"corpus docs": len(data.corpus), "dropped (hop not stated)": data.dropped,
                  "sft demos": "none (the oracle demos are synthetic-only)"}
     else:
-        from egrpo_jax.data.real.fanoutqa import load_fanoutqa
+        from egrpo_jax.datagen.real.fanoutqa import load_fanoutqa
 
         splits = {"test": load_fanoutqa()}
         paths = {"test": os.path.join(args.out, "test.jsonl")}

@@ -1,5 +1,5 @@
-"""Entity-annotated QA data: schema + validated JSONL I/O, the grain question stream, and generators
-(synth/: a synthetic world with an oracle for SFT demos; real/: real countries facts, FanOutQA)."""
+"""Entity-annotated QA data: schema + validated JSONL I/O and the grain question stream (the
+generators that write such data live in egrpo_jax/datagen/)."""
 
 from egrpo_jax.data.io import (
     DataError,

@@ -14,10 +14,10 @@ import random
 import time
 
 from egrpo_jax.data.io import write_corpus, write_jsonl, write_questions
-from egrpo_jax.data.synth.corpus import build_corpus
-from egrpo_jax.data.synth.oracle import PERFECT, Oracle, Unanswerable
-from egrpo_jax.data.synth.questions import make_questions, split_questions
-from egrpo_jax.data.synth.world import build_world
+from egrpo_jax.datagen.synth.corpus import build_corpus
+from egrpo_jax.datagen.synth.oracle import PERFECT, Oracle, Unanswerable
+from egrpo_jax.datagen.synth.questions import make_questions, split_questions
+from egrpo_jax.datagen.synth.world import build_world
 from egrpo_jax.e2e.settings import PipelineSettings
 
 STATS_FILE = "data.json"  # written last: its presence means the folder is complete
@@ -104,7 +104,7 @@ def existing_data(out_dir: str) -> DataPaths | None:
 
 
 def train_tokenizer(corpus, demos, settings: PipelineSettings):
-    """A byte-level BPE (data.bpe) on the corpus, the questions and the demos.
+    """A byte-level BPE (datagen.bpe) on the corpus, the questions and the demos.
 
     With `atomic_prompt` the fixed system prompt (both prompt styles) becomes one added token: it
     is host text that every rollout starts with and carries no loss, so spending ~120 tokens of a
@@ -113,7 +113,7 @@ def train_tokenizer(corpus, demos, settings: PipelineSettings):
     from tokenizers import AddedToken
 
     from egrpo_jax.agent.template import PROMPT_STYLES, system_prompt
-    from egrpo_jax.data.bpe import train_bpe
+    from egrpo_jax.datagen.bpe import train_bpe
 
     texts = [d.text for d in corpus] + [d.title for d in corpus]
     texts += [d["question"] for d in demos] + ["".join(s["text"] for s in d["segments"]) for d in demos]

@@ -13,8 +13,8 @@ import importlib.util
 import os
 from typing import Any
 
-from egrpo_jax.data.synth.oracle import DemoConfig
-from egrpo_jax.data.synth.world import WorldConfig
+from egrpo_jax.datagen.synth.oracle import DemoConfig
+from egrpo_jax.datagen.synth.world import WorldConfig
 from egrpo_jax.tools.registry import ToolConfig
 
 

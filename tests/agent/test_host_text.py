@@ -20,7 +20,7 @@ from egrpo_jax.agent.template import (
     system_prompt,
 )
 from egrpo_jax.agent.trajectory import ANSWERED
-from egrpo_jax.data.bpe import train_bpe
+from egrpo_jax.datagen.bpe import train_bpe
 from egrpo_jax.data.schema import Document
 from egrpo_jax.rl.sft import tokenize_demo
 from egrpo_jax.tools.bm25 import Bm25Index

@@ -6,8 +6,8 @@ import os
 import pytest
 
 from egrpo_jax.config import default_config
-from egrpo_jax.data.synth.oracle import DemoConfig
-from egrpo_jax.data.synth.world import WorldConfig
+from egrpo_jax.datagen.synth.oracle import DemoConfig
+from egrpo_jax.datagen.synth.world import WorldConfig
 from egrpo_jax.e2e.settings import PipelineConfig, PipelineSettings
 from egrpo_jax.tools.registry import ToolConfig
 

@@ -7,7 +7,7 @@ from flax import nnx
 
 from egrpo_jax import cli
 from egrpo_jax.checkpoint import Checkpointer
-from egrpo_jax.data.bpe import train_bpe
+from egrpo_jax.datagen.bpe import train_bpe
 from egrpo_jax.mesh import single_device_mesh
 from egrpo_jax.models.config import tiny_config
 from egrpo_jax.models.loading import load_pretrained

@@ -35,8 +35,8 @@ from typing import Any
 from egrpo_jax.agent.parse import ToolCall, format_answer, format_call, format_think
 from egrpo_jax.agent.template import render_tool_response
 from egrpo_jax.data.schema import QARecord
-from egrpo_jax.data.synth.corpus import FACT_NOUN
-from egrpo_jax.data.synth.world import Node, World
+from egrpo_jax.datagen.synth.corpus import FACT_NOUN
+from egrpo_jax.datagen.synth.world import Node, World
 from egrpo_jax.tools.base import SearchBackend
 from egrpo_jax.tools.registry import ToolConfig, ToolSet
 from egrpo_jax.tools.search import snippet

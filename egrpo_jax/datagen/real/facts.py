@@ -21,7 +21,7 @@ import os
 import re
 import unicodedata
 
-from egrpo_jax.data.real.packages import data_file, package_dir
+from egrpo_jax.datagen.real.packages import data_file, package_dir
 
 _TAGS = re.compile(r"<[^>]+>")
 _TITLES = (

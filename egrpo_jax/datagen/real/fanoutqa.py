@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any
 
-from egrpo_jax.data.real.packages import data_file
+from egrpo_jax.datagen.real.packages import data_file
 from egrpo_jax.data.schema import Entity, QARecord
 
 _PAREN = re.compile(r"\s*\([^)]*\)\s*$")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from egrpo_jax.data.synth.names import NameBank, mutate, word
+from egrpo_jax.datagen.synth.names import NameBank, mutate, word
 
 TYPES = ("person", "org", "city", "country", "work")
 

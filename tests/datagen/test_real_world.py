@@ -3,10 +3,10 @@ import re
 import pytest
 
 from egrpo_jax.data.io import load_corpus, load_questions
-from egrpo_jax.data.real import packages
-from egrpo_jax.data.real.build import RealConfig, build_real
-from egrpo_jax.data.real.facts import parse_language, parse_person
-from egrpo_jax.data.real.fanoutqa import load_fanoutqa
+from egrpo_jax.datagen.real import packages
+from egrpo_jax.datagen.real.build import RealConfig, build_real
+from egrpo_jax.datagen.real.facts import parse_language, parse_person
+from egrpo_jax.datagen.real.fanoutqa import load_fanoutqa
 from egrpo_jax.data.splits import chain_key
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 from egrpo_jax.data.schema import Document
-from egrpo_jax.data.synth.world import Node, World
+from egrpo_jax.datagen.synth.world import Node, World
 
 _INTRO = {
     "person": ("{n} is a {a} born in {y}.", "Born in {y}, {n} is a {a}.", "{n}, a {a}, was born in {y}."),

@@ -20,7 +20,7 @@ import random
 
 from egrpo_jax.data.schema import Entity, QARecord
 from egrpo_jax.data.splits import chain_key, split_by_start  # noqa: F401 - chain_key re-exported
-from egrpo_jax.data.synth.world import OUT_RELATIONS, RELATIONS, Node, World
+from egrpo_jax.datagen.synth.world import OUT_RELATIONS, RELATIONS, Node, World
 
 # How a hidden node is described from its predecessor's description x.
 _PHRASE = {

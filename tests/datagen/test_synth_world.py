@@ -3,10 +3,10 @@ import collections
 import pytest
 
 from egrpo_jax.agent.parse import parse_rollout, parse_segment
-from egrpo_jax.data.synth.build import DEMO_TOOLS, build_synthetic
-from egrpo_jax.data.synth.oracle import PERFECT, DemoConfig, Oracle
-from egrpo_jax.data.synth.questions import chain_key
-from egrpo_jax.data.synth.world import RELATIONS, WorldConfig, build_world
+from egrpo_jax.datagen.synth.build import DEMO_TOOLS, build_synthetic
+from egrpo_jax.datagen.synth.oracle import PERFECT, DemoConfig, Oracle
+from egrpo_jax.datagen.synth.questions import chain_key
+from egrpo_jax.datagen.synth.world import RELATIONS, WorldConfig, build_world
 from egrpo_jax.rewards.answer import answer_correct
 from egrpo_jax.rewards.entities import match_rate
 from egrpo_jax.tools.bm25 import Bm25Index
@@ -121,7 +121,7 @@ def test_gold_docs_and_hop_queries_for_retrieval_eval():
 
 
 def test_early_stop_demos_answer_one_hop_too_early(default_data):
-    from egrpo_jax.data.synth.oracle import EARLY_STOP
+    from egrpo_jax.datagen.synth.oracle import EARLY_STOP
 
     d = default_data
     oracle = Oracle(d.world, d.doc_of, Bm25Index.build(d.corpus), DEMO_TOOLS)

@@ -9,10 +9,10 @@ from typing import Any
 
 from egrpo_jax.data.io import write_corpus, write_jsonl, write_questions
 from egrpo_jax.data.schema import Document, QARecord
-from egrpo_jax.data.synth.corpus import build_corpus
-from egrpo_jax.data.synth.oracle import DemoConfig, Oracle, make_demos
-from egrpo_jax.data.synth.questions import make_questions, split_questions, with_gold_docs
-from egrpo_jax.data.synth.world import World, WorldConfig, build_world
+from egrpo_jax.datagen.synth.corpus import build_corpus
+from egrpo_jax.datagen.synth.oracle import DemoConfig, Oracle, make_demos
+from egrpo_jax.datagen.synth.questions import make_questions, split_questions, with_gold_docs
+from egrpo_jax.datagen.synth.world import World, WorldConfig, build_world
 from egrpo_jax.tools.registry import ToolConfig
 
 # Tool settings of the demos: small so a tiny model's context holds a 4-hop rollout.

@@ -19,8 +19,8 @@ import random
 import time
 from collections.abc import Iterator
 
-from egrpo_jax.data.real.facts import City, Country, load_cities, load_countries
-from egrpo_jax.data.real.packages import data_file
+from egrpo_jax.datagen.real.facts import City, Country, load_cities, load_countries
+from egrpo_jax.datagen.real.packages import data_file
 from egrpo_jax.data.schema import Document, Entity, QARecord
 from egrpo_jax.data.splits import split_by_start
 
