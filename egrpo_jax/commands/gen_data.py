@@ -1,6 +1,6 @@
 """`egrpo gen-data`: write questions (train/dev/test), the corpus and SFT demos, then a summary.
 
-  egrpo gen-data --world synthetic --out data_out/syn [--seed N] [--questions N] [--people N] ...
+  egrpo gen-data --world synthetic --out data_out/syn [--config configs/demo_cpu.py] [--seed N] [--questions N] ...
   egrpo gen-data --world real --out data_out/real [--questions N] [--wiki-docs N]
   egrpo gen-data --world fanoutqa --out data_out/fanoutqa      (questions only: test.jsonl)
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import os
 import statistics
 import time
@@ -20,7 +21,9 @@ from egrpo_jax.data.schema import QARecord
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--world", choices=("synthetic", "real", "fanoutqa"), default="synthetic")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", default=None, help="synthetic: a pipeline config (e.g. configs/demo_cpu.py) whose "
+                   "get_pipeline() names the world, demos, tools and BPE; the flags below override it")
+    p.add_argument("--seed", type=int, default=None, help="default 0 (or the --config world's)")
     p.add_argument("--questions", type=int, default=None, help="number of questions (default: the world's)")
     p.add_argument("--min-hops", type=int, default=None)
     p.add_argument("--max-hops", type=int, default=None)
@@ -32,10 +35,15 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--works", type=int, default=None)
     g.add_argument("--fuzz-rate", type=float, default=None)
     g.add_argument("--distractor-rate", type=float, default=None)
-    g.add_argument("--recovered-rate", type=float, default=0.15, help="fraction of demos with a recovered wrong turn")
-    g.add_argument("--wrong-rate", type=float, default=0.1, help="fraction of demos with a wrong final answer")
-    g.add_argument("--topk", type=int, default=None, help="search hits per query in demos (must match RL)")
-    g.add_argument("--snippet-chars", type=int, default=None, help="snippet length in demos (must match RL)")
+    g.add_argument("--recovered-rate", type=float, default=None,
+                   help="fraction of demos with a recovered wrong turn (default 0.15)")
+    g.add_argument("--wrong-rate", type=float, default=None, help="fraction of demos with a wrong final answer "
+                   "(default 0.1)")
+    g.add_argument("--topk", type=int, default=None, help="search hits per query in demos (must match RL; default 3)")
+    g.add_argument("--snippet-chars", type=int, default=None, help="snippet length in demos (must match RL; "
+                   "default 200)")
+    g.add_argument("--vocab-size", type=int, default=None, help="vocabulary of the BPE written to OUT/tokenizer "
+                   "(for policies trained from scratch; default 1024)")
     r = p.add_argument_group("real world")
     r.add_argument("--wiki-docs", type=int, default=None, help="Wikipedia summaries in the corpus (default all)")
     r.add_argument("--min-city-population", type=int, default=None)
@@ -59,34 +67,58 @@ def summarize(splits: dict[str, list[QARecord]], extra: dict[str, object], secon
     return "\n".join(lines)
 
 
+def _synthetic(args):
+    """(splits, summary lines, paths) of the synthetic folder: datagen.synth.build, as the demo builds it."""
+    from egrpo_jax.datagen.synth.build import DEMO_TOOLS, BpeSettings, build_synthetic, write_data
+    from egrpo_jax.datagen.synth.oracle import DemoConfig
+    from egrpo_jax.datagen.synth.world import WorldConfig
+    from egrpo_jax.tools.registry import ToolConfig
+
+    if args.config:
+        from egrpo_jax.e2e.settings import load_pipeline_config
+
+        s = load_pipeline_config(args.config).pipeline
+        world, demos, tools, bpe = s.world, s.demos, s.tools, BpeSettings(s.vocab_size, s.atomic_prompt)
+    else:
+        world, demos, tools, bpe = WorldConfig(), DemoConfig(0.15, 0.1), DEMO_TOOLS, BpeSettings()
+    seed = world.seed if args.seed is None else args.seed
+    world = dataclasses.replace(world, seed=seed, **_overrides(args, {
+        "questions": "n_questions", "min_hops": "min_hops", "max_hops": "max_hops", "people": "n_people",
+        "orgs": "n_orgs", "cities": "n_cities", "countries": "n_countries", "works": "n_works",
+        "fuzz_rate": "fuzz_rate", "distractor_rate": "distractor_rate"}))
+    world.validate()
+    demos = DemoConfig(**{"recovered_rate": demos.recovered_rate, "wrong_rate": demos.wrong_rate,
+                          "seed": demos.seed if args.seed is None else args.seed,
+                          **_overrides(args, {"recovered_rate": "recovered_rate", "wrong_rate": "wrong_rate"})})
+    tools = ToolConfig(**{**dataclasses.asdict(tools), **_overrides(args, {"topk": "topk",
+                                                                          "snippet_chars": "snippet_chars"})})
+    bpe = dataclasses.replace(bpe, **_overrides(args, {"vocab_size": "vocab_size"}))
+    data = build_synthetic(world, demos, tools)
+    written = write_data(data, args.out, bpe=bpe)
+    kinds = collections.Counter(d["kind"] for d in data.demos)
+    extra = {
+        "entities": f"{len(data.world.nodes)} (+{len(data.world.distractors)} distractors)",
+        "corpus docs": len(data.corpus),
+        "dropped (not answerable with these tools)": data.dropped,
+        "sft demos": f"{len(data.demos)} " + str(dict(kinds)),
+        "demo tools": f"topk={tools.topk} snippet_chars={tools.snippet_chars} (set search.* of the RL run to these)",
+        "tokenizer": f"BPE, {bpe.vocab_size} target vocabulary",
+    }
+    paths = {k: getattr(written, k) for k in ("train", "dev", "test", "corpus", "demos", "index", "tokenizer")}
+    return data.splits, extra, paths
+
+
 def run(args) -> int:
     t0 = time.perf_counter()
     os.makedirs(args.out, exist_ok=True)
+    if args.world != "synthetic" and (args.config or args.vocab_size):
+        raise ValueError(f"--config / --vocab-size: only for --world synthetic (got --world {args.world})")
     if args.world == "synthetic":
-        from egrpo_jax.datagen.synth.build import DEMO_TOOLS, build_synthetic
-        from egrpo_jax.datagen.synth.oracle import DemoConfig
-        from egrpo_jax.datagen.synth.world import WorldConfig
-        from egrpo_jax.tools.registry import ToolConfig
-
-        cfg = WorldConfig(seed=args.seed, **_overrides(args, {
-            "questions": "n_questions", "min_hops": "min_hops", "max_hops": "max_hops", "people": "n_people",
-            "orgs": "n_orgs", "cities": "n_cities", "countries": "n_countries", "works": "n_works",
-            "fuzz_rate": "fuzz_rate", "distractor_rate": "distractor_rate"}))
-        tools = ToolConfig(topk=args.topk or DEMO_TOOLS.topk, snippet_chars=args.snippet_chars or DEMO_TOOLS.snippet_chars)
-        data = build_synthetic(cfg, DemoConfig(args.recovered_rate, args.wrong_rate, seed=args.seed), tools)
-        paths = data.write(args.out)
-        kinds = collections.Counter(d["kind"] for d in data.demos)
-        extra = {
-            "entities": f"{len(data.world.nodes)} (+{len(data.world.distractors)} distractors)",
-            "corpus docs": len(data.corpus),
-            "sft demos": f"{len(data.demos)} " + str(dict(kinds)),
-            "demo tools": f"topk={tools.topk} snippet_chars={tools.snippet_chars}",
-        }
-        splits = data.splits
+        splits, extra, paths = _synthetic(args)
     elif args.world == "real":
         from egrpo_jax.datagen.real.build import RealConfig, build_real
 
-        cfg = RealConfig(seed=args.seed, **_overrides(args, {
+        cfg = RealConfig(seed=args.seed or 0, **_overrides(args, {
             "questions": "n_questions", "min_hops": "min_hops", "max_hops": "max_hops",
             "wiki_docs": "wiki_docs", "min_city_population": "min_city_population"}))
         data = build_real(cfg)

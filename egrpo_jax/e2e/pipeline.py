@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from egrpo_jax.e2e.data import DataPaths, build_data
+from egrpo_jax.datagen.synth.build import BpeSettings, DataPaths, build_data
 from egrpo_jax.e2e.settings import PipelineConfig, PipelineSettings
 
 # Rows of the before/after table: (summary key, label).
@@ -45,6 +45,13 @@ class Timer:
         finally:
             self.seconds[name] = round(time.perf_counter() - t0, 2)
             self.log(f"== {name}: {self.seconds[name]:.1f} s")
+
+
+def build_pipeline_data(s: PipelineSettings, out_dir: str, *, tokenizer: bool = True) -> DataPaths:
+    """The pipeline's data folder (world, demos and tools of its settings; a BPE unless the policy
+    brings its own tokenizer)."""
+    bpe = BpeSettings(s.vocab_size, s.atomic_prompt) if tokenizer else None
+    return build_data(out_dir, s.world, s.demos, s.tools, bpe=bpe)
 
 
 def run_configs(pc: PipelineConfig, data: DataPaths, out_dir: str, *, model_path: str = "",
@@ -179,7 +186,7 @@ def run_pipeline(pc: PipelineConfig, out_dir: str, *, model_path: str = "", prog
     timer = Timer(log)
     s = pc.pipeline
     with timer.phase("data: world, corpus, demos, tokenizer, bm25 index"):
-        data = build_data(s, os.path.join(out_dir, "data"), tokenizer=not model_path)
+        data = build_pipeline_data(s, os.path.join(out_dir, "data"), tokenizer=not model_path)
         log("   " + ", ".join(f"{k}={v}" for k, v in data.stats.items()))
     vocab = None if model_path else tokenizer_vocab(data)
     sft_cfg, rl_cfg = run_configs(pc, data, out_dir, model_path=model_path, tokenizer_vocab=vocab)

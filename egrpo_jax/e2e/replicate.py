@@ -100,9 +100,10 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
     without this command's marker is someone else's: replicate stops rather than delete it.
     """
     from egrpo_jax.data.io import load_questions
-    from egrpo_jax.e2e.data import build_data, existing_data
+    from egrpo_jax.datagen.synth.build import existing_data
     from egrpo_jax.e2e.pipeline import (
         Timer,
+        build_pipeline_data,
         evaluate_policy,
         load_policy,
         open_tools,
@@ -121,7 +122,7 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
     data = existing_data(data_dir)  # a resumed replicate keeps its data (the SFT checkpoint depends on it)
     if data is None:
         with timer.phase("data"):
-            data = build_data(s, data_dir)
+            data = build_pipeline_data(s, data_dir)
     sft_cfg, base = run_configs(pc, data, out_dir, tokenizer_vocab=tokenizer_vocab(data))
     sft_cfg.logging.progress = base.logging.progress = progress
     if os.path.isdir(sft_cfg.checkpoint.dir):  # resume a replicate: the SFT checkpoint is shared

@@ -13,6 +13,7 @@ import importlib.util
 import os
 from typing import Any
 
+from egrpo_jax.datagen.synth.build import DEMO_TOOLS
 from egrpo_jax.datagen.synth.oracle import DemoConfig
 from egrpo_jax.datagen.synth.world import WorldConfig
 from egrpo_jax.tools.registry import ToolConfig
@@ -23,9 +24,9 @@ class PipelineSettings:
     world: WorldConfig = dataclasses.field(default_factory=WorldConfig)
     demos: DemoConfig = dataclasses.field(default_factory=DemoConfig)
     # One ToolConfig for the demos AND the rollouts: the demos contain the exact tool text.
-    tools: ToolConfig = dataclasses.field(default_factory=lambda: ToolConfig(topk=1, snippet_chars=200))
+    tools: ToolConfig = DEMO_TOOLS
     vocab_size: int = 1024  # BPE vocabulary (from-scratch policy only)
-    atomic_prompt: bool = True  # the fixed system prompt is one token of the BPE (see data.train_tokenizer)
+    atomic_prompt: bool = True  # the fixed system prompt is one token of the BPE (see datagen.synth.build.train_data_tokenizer)
     eval_questions: int = 0  # held-out test questions evaluated (0 = all)
     eval_k: int = 3  # samples per question (Pass@1 = mean over them, Pass@k)
     eval_temperature: float = 0.6  # the paper's inference sampling

@@ -48,7 +48,7 @@ class _HFBackend:
         return self.tok.encode(text, add_special_tokens=False).ids
 
     def encode_text(self, text: str) -> list[int]:
-        # Tokens may be added to `tok` after wrapping (e2e.data adds the atomic prompt): rebuild then.
+        # Tokens may be added to `tok` after wrapping (datagen.synth.build adds the atomic prompt): rebuild then.
         size = self.tok.get_vocab_size(with_added_tokens=True)
         if self._plain is None or self._plain[0] != size:
             self._plain = (size, _plain_copy(self.tok))

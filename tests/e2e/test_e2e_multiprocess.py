@@ -53,10 +53,10 @@ def _rows(d):
 def test_train_two_processes_match_one(tmp_path):
     from test_e2e_pipeline import micro_config
 
-    from egrpo_jax.e2e.data import build_data
+    from egrpo_jax.e2e.pipeline import build_pipeline_data
     from egrpo_jax.models.tokenizer import Tokenizer
 
-    d = build_data(micro_config().pipeline, str(tmp_path / "data"))
+    d = build_pipeline_data(micro_config().pipeline, str(tmp_path / "data"))
     cfg = tmp_path / "tiny_mp.py"
     cfg.write_text(CONFIG.format(tok=d.tokenizer, vocab=Tokenizer.from_pretrained(d.tokenizer).vocab_size,
                                  train=d.train, corpus=d.corpus, index=d.index))

@@ -40,11 +40,11 @@ def micro_config() -> PipelineConfig:
 
 def test_build_data_is_consistent(tmp_path):
     from egrpo_jax.data.io import load_questions, read_jsonl
-    from egrpo_jax.e2e.data import build_data
+    from egrpo_jax.e2e.pipeline import build_pipeline_data
     from egrpo_jax.models.tokenizer import Tokenizer
 
     s = micro_config().pipeline
-    d = build_data(s, str(tmp_path / "data"))
+    d = build_pipeline_data(s, str(tmp_path / "data"))
     train, test = load_questions(d.train), load_questions(d.test)
     demos = read_jsonl(d.demos)
     assert len(demos) == len(train) == d.stats["questions/train"] > 0 and len(test) > 0

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Sequence
 from typing import Any
 
 from egrpo_jax.agent.parse import ToolCall, format_answer, format_call, format_think
@@ -216,16 +215,3 @@ class Oracle:
             "kind": kind if (kind not in (WRONG, EARLY_STOP) or not correct) else PERFECT,
             "answer": answer,
         }
-
-
-def make_demos(
-    oracle: Oracle, questions: Sequence[QARecord], cfg: DemoConfig
-) -> list[dict[str, Any]]:
-    """One demo per question; kinds drawn by seed with the configured rates."""
-    rng = random.Random(f"demos-{cfg.seed}")
-    out = []
-    for i, q in enumerate(questions):
-        kind = cfg.kind(rng.random())
-        d = oracle.demo(q, kind, random.Random(f"demo-{cfg.seed}-{q.id}"))
-        out.append({"id": f"demo-{i:06d}", **d})
-    return out
