@@ -27,6 +27,7 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from flax import nnx
 
 from egrpo_jax.errors import RunError
 
@@ -122,8 +123,7 @@ class Checkpointer:
     def should_save(self, step: int) -> bool:
         return step % self.every == 0
 
-    def save(self, step: int, state: Any, *, rng: jax.Array | None = None, data_state: Any = None,
-             extra: dict[str, Any] | None = None) -> None:
+    def save(self, step: int, state: Any, *, rng: jax.Array | None = None, data_state: Any = None) -> None:
         """Write checkpoint `step` synchronously (returns when it is complete on disk)."""
         flat, paths, _ = _flatten(state)
         meta = {
@@ -131,7 +131,6 @@ class Checkpointer:
             "rng": None if rng is None else np.asarray(jax.random.key_data(rng)).tolist(),
             "data": data_state,
             "paths": paths,
-            "extra": extra or {},
         }
         need = sum(int(getattr(x, "nbytes", 0)) for x in flat.values())
         free = shutil.disk_usage(self.directory).free
@@ -218,8 +217,6 @@ def restore_params(directory: str, model, step: int | None = None):
 
     The result can be exported with models.loading.save_pretrained (`egrpo convert`).
     """
-    from flax import nnx
-
     params = nnx.state(model, nnx.Param)
     flat, paths, treedef = _flatten(params)
 

@@ -2,6 +2,8 @@
 
 Each command module defines `configure(parser)` and `run(args) -> int`. Modules are imported
 lazily so `egrpo --help` is fast and `--cpu-devices` is applied before jax is imported.
+`--cpu-devices N` and `--debug` are accepted anywhere on the line; `--config.KEY=VALUE` overrides
+are taken out here and given to the commands that run on a config (commands.common).
 
 Errors: bad input (ValueError / OSError: config, data, model files, paths) prints one line
 `egrpo COMMAND: message` and exits 2; a failed run (errors.RunError: search outage, checkpoint
@@ -16,6 +18,7 @@ import os
 import sys
 
 from egrpo_jax import runtime
+from egrpo_jax.commands.common import PREFIX, split_overrides
 from egrpo_jax.errors import RunError, one_line
 
 EXIT_BAD_INPUT, EXIT_RUN_FAILED = 2, 1
@@ -36,58 +39,74 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _global_options() -> argparse.ArgumentParser:
+    """The options every command takes, anywhere on the line (shown in each command's --help)."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("global options (anywhere on the line)")
+    g.add_argument("--cpu-devices", type=int, default=None, metavar="N",
+                   help="expose N fake XLA CPU devices (CPU test mode); same as EGRPO_CPU_DEVICES=N")
+    g.add_argument("--debug", action="store_true",
+                   help="show the traceback of an error (default: one line); same as EGRPO_DEBUG=1")
+    return p
+
+
 def build_parser(load: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="egrpo", description="E-GRPO search-agent training in JAX")
-    parser.add_argument(
-        "--cpu-devices",
-        type=int,
-        default=None,
-        help="expose N fake XLA CPU devices (CPU test mode); same as EGRPO_CPU_DEVICES=N",
-    )
-    parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of an error (default: one line); same as EGRPO_DEBUG=1")
+    parser = argparse.ArgumentParser(prog="egrpo", description="E-GRPO search-agent training in JAX",
+                                     parents=[_global_options()])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[_global_options()])
         if name == load:
             importlib.import_module(module).configure(p)
     return parser
 
 
+def _take_global_options(argv: list[str]) -> tuple[list[str], int | None, bool]:
+    """(argv without --cpu-devices N / --debug, N, debug), wherever they stand."""
+    rest, devices, debug, i = [], None, False, 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--debug":
+            debug = True
+        elif a == "--cpu-devices" or a.startswith("--cpu-devices="):
+            value = a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
+            i += 0 if "=" in a else 1
+            try:
+                devices = int(value)
+            except ValueError:
+                raise ValueError(f"--cpu-devices {value!r}: must be an integer >= 1") from None
+        else:
+            rest.append(a)
+        i += 1
+    return rest, devices, debug
+
+
 def _command_name(argv: list[str]) -> str | None:
-    skip = False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a == "--cpu-devices":
-            skip = True
-            continue
-        if a.startswith("-"):
-            continue
-        return a if a in COMMANDS else None
-    return None
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("EGRPO_DEBUG", "") not in ("", "0")
-    argv = [a for a in argv if a != "--debug"]  # accepted anywhere, like --cpu-devices
-    name = _command_name(argv)
-    # Parse --cpu-devices first: it must take effect before the command module imports jax.
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--cpu-devices", type=int, default=None)
-    known, _ = pre.parse_known_args(argv)
-    if known.cpu_devices is not None:
-        runtime.set_cpu_devices(known.cpu_devices)
-    else:
-        runtime.apply_env()
-    parser = build_parser(load=name)
+    name = None
     try:
+        argv, devices, _ = _take_global_options(argv)
+        name = _command_name(argv)
+        name = name if name in COMMANDS else None
+        # --cpu-devices must take effect before the command module imports jax
+        if devices is not None:
+            runtime.set_cpu_devices(devices)
+        else:
+            runtime.apply_env()
+        argv, overrides = split_overrides(argv)
+        parser = build_parser(load=name)
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
             return 2
+        if overrides and not getattr(args, "takes_config", False):
+            raise ValueError(f"{PREFIX}{overrides[0]}: `egrpo {args.command}` takes no config overrides")
+        args.config_overrides = overrides
         return int(importlib.import_module(COMMANDS[args.command][0]).run(args) or 0)
     except (ValueError, OSError, RunError) as e:
         if debug:

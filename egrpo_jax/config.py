@@ -6,9 +6,10 @@ error. Command-line overrides look like `--config.rl.alpha=0.3` and are parsed t
 default value. Every value is checked before anything compiles; a bad one is a one-line error
 naming the key, the value and what is allowed.
 
-Other packages keep their own dataclass configs (AgentConfig, ToolConfig, SamplingParams,
-ModelConfig, WorldConfig); the `*_from` helpers below build them from these sections, so their
-validation is reused, not duplicated.
+This module is the bottom floor: schema, loading and validation only, importing nothing of the
+project, starting nothing. It is also the one home of every named option (the tuples below); the
+modules that implement an option import its tuple from here. `egrpo_jax.assembly` turns a loaded
+config into the other packages' settings and parts (engine, tools, policy).
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from typing import Any
 
 import ml_collections
 
-from egrpo_jax.rewards.egrpo import ALPHA_SCHEDULES
-
-AGGREGATIONS = ("seq_mean", "token_mean", "dr_grpo")  # mirrors rl.loss (no jax import here)
-ADVANTAGE_NORMS = ("group_std", "batch_std", "none")  # mirrors rl.advantages
-SCHEDULES = ("cosine", "constant")
-OPTIMIZERS = ("adamw", "sgd")  # mirrors rl.learner
+# ---- the named options, one home each -------------------------------------------------------------
+DTYPES = ("float32", "bfloat16", "float16")  # models.config, loading
+FAMILIES = ("llama", "qwen2", "qwen3")  # models.config (the decoder's architectures)
+PROMPT_STYLES = ("full", "short")  # agent.template (tool schemas + turn format, or one paragraph)
+AGGREGATIONS = ("seq_mean", "token_mean", "dr_grpo")  # rl.loss.token_weights
+ADVANTAGE_NORMS = ("group_std", "batch_std", "none")  # rl.advantages
+ALPHA_SCHEDULES = ("constant", "linear")  # rewards.egrpo.alpha_schedule
+SCHEDULES = ("cosine", "constant")  # rl.learner.lr_schedule
+OPTIMIZERS = ("adamw", "sgd")  # rl.learner.make_optimizer
 BACKENDS = ("bm25", "dense", "hybrid", "http")  # an index folder of that kind, or a Search-R1 server
 
 
@@ -38,11 +42,12 @@ class ConfigError(ValueError):
 def default_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.model = dict(
-        path="",  # HF folder or .gguf file; "" = a randomly initialised model from model.tiny
-        tokenizer="",  # "" = the one in model.path; "byte" = byte-level (tiny demos); or a path
+        path="",  # HF folder, .gguf file or training checkpoint folder; "" = a random model.tiny
+        tokenizer="",  # "" = the one of model.path; "byte" = byte-level (smoke runs); or a tokenizer path
         dtype="float32",
         param_dtype="float32",
         remat=False,
+        # vocab_size 0: the tokenizer's vocabulary
         tiny=dict(family="qwen2", vocab_size=257, hidden_size=64, intermediate_size=128, num_layers=2,
                   num_heads=4, num_kv_heads=2, head_dim=16, tie_embeddings=False,
                   max_position_embeddings=4096),
@@ -54,7 +59,7 @@ def default_config() -> ml_collections.ConfigDict:
                     failure_warn_rate=0.5, failure_stop_steps=3)  # a step with more failed tool calls warns;
     # failure_stop_steps such steps in a row stop the run (0 = never). See tools/health.py.
     c.agent = dict(max_tool_calls=40, max_total_tokens=32768, max_turn_tokens=0, prompt_style="full")
-    c.sampling = dict(temperature=1.0, top_p=1.0, top_k=0)
+    c.sampling = dict(temperature=1.0, top_p=1.0, top_k=0)  # the rollouts RL trains on
     c.rl = dict(
         alpha=0.3, alpha_schedule="constant", alpha_final=0.0, alpha_decay_steps=0, group_size=8,
         eps_low=0.2, eps_high=0.28, aggregation="seq_mean", dr_grpo_norm=0, beta=0.0,
@@ -65,6 +70,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.train = dict(steps=80, seed=0, max_seq_len=4096)
     c.checkpoint = dict(dir="", every=10, keep=3, resume=False, init_from="")  # resume: also --resume
     c.logging = dict(dir="", every=1, progress=True)
+    # `egrpo eval`: k samples per question at the paper's inference sampling; batch_size questions
+    # (batch_size * k engine rows) at a time; limit = the first N questions (0 = all)
+    c.eval = dict(questions="", k=3, batch_size=4, limit=0, seed=0, temperature=0.6, top_p=0.95, top_k=0,
+                  strict_match=False)
     return c
 
 
@@ -94,12 +103,11 @@ def _choice(options: Sequence[str]) -> tuple[Callable, str]:
 
 _BOOL = ((lambda v: isinstance(v, bool)), "true or false")
 _STR = ((lambda v: isinstance(v, str)), "a string")
-_DTYPES = ("float32", "bfloat16", "float16")
 
 RULES: dict[str, tuple[Callable, str]] = {
-    "model.path": _STR, "model.tokenizer": _STR, "model.dtype": _choice(_DTYPES),
-    "model.param_dtype": _choice(_DTYPES), "model.remat": _BOOL,
-    "model.tiny.family": _choice(("llama", "qwen2", "qwen3")), "model.tiny.vocab_size": _int(2),
+    "model.path": _STR, "model.tokenizer": _STR, "model.dtype": _choice(DTYPES),
+    "model.param_dtype": _choice(DTYPES), "model.remat": _BOOL,
+    "model.tiny.family": _choice(FAMILIES), "model.tiny.vocab_size": _int(2, extra=(0,)),
     "model.tiny.hidden_size": _int(1), "model.tiny.intermediate_size": _int(1), "model.tiny.num_layers": _int(1),
     "model.tiny.num_heads": _int(1), "model.tiny.num_kv_heads": _int(1), "model.tiny.head_dim": _int(2),
     "model.tiny.tie_embeddings": _BOOL, "model.tiny.max_position_embeddings": _int(2),
@@ -110,7 +118,7 @@ RULES: dict[str, tuple[Callable, str]] = {
     "search.snippet_chars": _int(1), "search.page_tokens": _int(1),
     "search.failure_warn_rate": _float(0.0, 1.0), "search.failure_stop_steps": _int(0),
     "agent.max_tool_calls": _int(0), "agent.max_total_tokens": _int(2), "agent.max_turn_tokens": _int(0),
-    "agent.prompt_style": _STR,
+    "agent.prompt_style": _choice(PROMPT_STYLES),
     "sampling.temperature": _float(0.0), "sampling.top_p": _float(0.0, 1.0, lo_open=True), "sampling.top_k": _int(0),
     "rl.alpha": _float(0.0), "rl.alpha_schedule": _choice(ALPHA_SCHEDULES), "rl.alpha_final": _float(0.0),
     "rl.alpha_decay_steps": _int(0), "rl.group_size": _int(2), "rl.eps_low": _float(0.0, 1.0),
@@ -125,6 +133,9 @@ RULES: dict[str, tuple[Callable, str]] = {
     "checkpoint.dir": _STR, "checkpoint.every": _int(1), "checkpoint.keep": _int(1), "checkpoint.resume": _BOOL,
     "checkpoint.init_from": _STR,
     "logging.dir": _STR, "logging.every": _int(1), "logging.progress": _BOOL,
+    "eval.questions": _STR, "eval.k": _int(1), "eval.batch_size": _int(1), "eval.limit": _int(0),
+    "eval.seed": _int(0), "eval.temperature": _float(0.0), "eval.top_p": _float(0.0, 1.0, lo_open=True),
+    "eval.top_k": _int(0), "eval.strict_match": _BOOL,
 }
 
 
@@ -139,7 +150,7 @@ _STEPS, _TOKENS = 10**7, 1 << 20
 # Sane ranges, checked after RULES (a value of the right type can still be nonsense). Kept apart
 # from RULES so that each RULES entry stays the value's type; the reason is part of the message.
 RANGES: dict[str, tuple[Callable, str]] = {
-    "model.tiny.vocab_size": _within(2, 1 << 20), "model.tiny.hidden_size": _within(1, 1 << 16),
+    "model.tiny.vocab_size": _within(0, 1 << 20), "model.tiny.hidden_size": _within(1, 1 << 16),
     "model.tiny.intermediate_size": _within(1, 1 << 18), "model.tiny.num_layers": _within(1, 512),
     "model.tiny.num_heads": _within(1, 1024), "model.tiny.num_kv_heads": _within(1, 1024),
     "model.tiny.head_dim": _within(2, 1024), "model.tiny.max_position_embeddings": _within(2, 1 << 21),
@@ -165,6 +176,8 @@ RANGES: dict[str, tuple[Callable, str]] = {
     "optim.microbatches": _within(1, 4096), "optim.logprob_chunk": _within(0, _TOKENS),
     "train.steps": _within(1, _STEPS), "train.max_seq_len": _within(2, _TOKENS),
     "checkpoint.every": _within(1, _STEPS), "checkpoint.keep": _within(1, 1000), "logging.every": _within(1, _STEPS),
+    "eval.k": _within(1, 1024), "eval.batch_size": _within(1, 1 << 16), "eval.seed": _within(0, 2**32 - 1),
+    "eval.temperature": _within(0.0, 4.0, "0 is greedy (then eval.k must be 1)"), "eval.top_k": _within(0, _TOKENS),
 }
 assert set(RANGES) <= set(RULES), sorted(set(RANGES) - set(RULES))
 
@@ -194,7 +207,7 @@ def flatten(cfg: ml_collections.ConfigDict, prefix: str = "") -> dict[str, Any]:
 
 
 def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Check every key; also build the other packages' dataclasses so their checks run now."""
+    """Check every key, then the rules that tie keys together."""
     flat = flatten(cfg)
     for key in flat:
         if key not in RULES:
@@ -226,15 +239,13 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                           f"'{cfg.search.backend}' (build one with `egrpo index --kind {cfg.search.backend}`)")
     if optim.logprob_chunk and optim.logprob_chunk & (optim.logprob_chunk - 1):
         raise ConfigError(f"config key optim.logprob_chunk = {optim.logprob_chunk}: must be 0 or a power of two")
-    # the other packages' own checks (they raise ValueError naming agent.* / sampling.* / tools.* / model.*)
-    try:
-        agent_config(cfg)
-        sampling_params(cfg)
-        tool_config(cfg)
-        if not cfg.model.path:
-            model_config(cfg)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"config: {e}") from None
+    t = cfg.model.tiny
+    if not cfg.model.path and t.num_heads % t.num_kv_heads:
+        raise ConfigError(f"config key model.tiny.num_heads = {t.num_heads}: must be a multiple of "
+                          f"model.tiny.num_kv_heads ({t.num_kv_heads})")
+    if cfg.eval.temperature == 0 and cfg.eval.k > 1:
+        raise ConfigError(f"config key eval.k = {cfg.eval.k}: must be 1 when eval.temperature = 0 (greedy "
+                          "decoding repeats one rollout)")
     return cfg
 
 
@@ -325,118 +336,3 @@ def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> ml_co
     validate(cfg)
     cfg.lock()
     return cfg
-
-
-def add_run_arguments(parser) -> None:
-    """The arguments of a training command (`egrpo sft` / `egrpo train`): config, overrides, --resume."""
-    add_config_arguments(parser)
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the latest complete checkpoint in checkpoint.dir (if any)")
-
-
-def run_config_from_args(args) -> ml_collections.ConfigDict:
-    """The validated config of a training command; starts jax.distributed when the env asks for it
-    (EGRPO_COORDINATOR / _NUM_PROCESSES / _PROCESS_ID, or EGRPO_DISTRIBUTED=1 on TPU pods)."""
-    from egrpo_jax.mesh import init_distributed  # noqa: PLC0415 - imports jax; config.py stays light
-
-    overrides = list(args.config_overrides) + (["checkpoint.resume=true"] if args.resume else [])
-    cfg = load_config(args.config, overrides)
-    init_distributed()
-    return cfg
-
-
-def add_config_arguments(parser) -> None:
-    """`--config FILE` plus any number of `--config.KEY=VALUE` (or `--config.KEY VALUE`) overrides.
-
-    argparse cannot declare a family of options by prefix, so the parser's parse_known_args is
-    wrapped to pull the overrides out first; they land in `args.config_overrides`.
-    """
-    parser.add_argument("--config", default=None, help="config file (Python, get_config()); default: built-ins")
-    original = parser.parse_known_args
-
-    def parse_known_args(args=None, namespace=None):
-        args = list(args or [])
-        rest, overrides, i = [], [], 0
-        while i < len(args):
-            a = args[i]
-            if a.startswith("--config."):
-                body = a[len("--config."):]
-                if "=" not in body:
-                    if i + 1 >= len(args):
-                        raise ConfigError(f"config override {a}: missing value")
-                    body = f"{body}={args[i + 1]}"
-                    i += 1
-                overrides.append(body)
-            else:
-                rest.append(a)
-            i += 1
-        ns, unknown = original(rest, namespace)
-        ns.config_overrides = overrides
-        return ns, unknown
-
-    parser.parse_known_args = parse_known_args
-
-
-# ---- other packages' dataclasses, built from the sections ------------------------------------------
-
-def model_config(cfg):
-    from egrpo_jax.models.config import ModelConfig
-
-    t = cfg.model.tiny
-    return ModelConfig(
-        family=t.family, vocab_size=t.vocab_size, hidden_size=t.hidden_size,
-        intermediate_size=t.intermediate_size, num_layers=t.num_layers, num_heads=t.num_heads,
-        num_kv_heads=t.num_kv_heads, head_dim=t.head_dim, tie_embeddings=t.tie_embeddings,
-        qkv_bias=t.family == "qwen2", qk_norm=t.family == "qwen3",
-        max_position_embeddings=t.max_position_embeddings, dtype=cfg.model.dtype,
-        param_dtype=cfg.model.param_dtype, remat=cfg.model.remat,
-    )
-
-
-def agent_config(cfg):
-    from egrpo_jax.agent.config import AgentConfig
-
-    a = cfg.agent
-    return AgentConfig(group_size=cfg.rl.group_size, max_tool_calls=a.max_tool_calls,
-                       max_total_tokens=a.max_total_tokens, max_turn_tokens=a.max_turn_tokens,
-                       prompt_style=a.prompt_style, seed=cfg.train.seed)
-
-
-def sampling_params(cfg):
-    from egrpo_jax.sampling.api import SamplingParams
-
-    s = cfg.sampling
-    return SamplingParams(temperature=float(s.temperature), top_p=float(s.top_p), top_k=int(s.top_k))
-
-
-def tool_config(cfg):
-    from egrpo_jax.tools.registry import ToolConfig
-
-    s = cfg.search
-    return ToolConfig(topk=s.topk, snippet_chars=s.snippet_chars, page_tokens=s.page_tokens)
-
-
-def search_spec(cfg) -> str:
-    """The spec tools.registry.open_backend takes."""
-    s = cfg.search
-    if s.backend == "http":
-        return s.url
-    if s.index_dir:
-        if os.path.isdir(s.index_dir):
-            from egrpo_jax.tools.index_folder import folder_kind
-
-            kind = folder_kind(s.index_dir)
-            if kind != s.backend:
-                raise ConfigError(f"config key search.backend = {s.backend!r}: search.index_dir {s.index_dir} "
-                                  f"holds a {kind!r} index")
-        elif s.backend != "bm25":  # only BM25 can index a corpus .jsonl on the spot
-            raise ConfigError(f"config key search.index_dir = {s.index_dir!r}: not an index folder; build one "
-                              f"with `egrpo index --kind {s.backend}`")
-        return s.index_dir
-    if cfg.data.corpus:
-        return cfg.data.corpus
-    raise ConfigError("config key search.index_dir = '': set it (or data.corpus) when search.backend = 'bm25'")
-
-
-def to_dict(cfg) -> dict[str, Any]:
-    return cfg.to_dict()

@@ -12,21 +12,23 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
+from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
 
 class MetricsLogger:
-    """`log(step, metrics)` writes every `every` steps; the bar advances on every call."""
+    """`log(step, metrics)` writes every `every` steps; the bar advances on every call and shows the
+    metrics of `shown` (label -> metric key) under their labels."""
 
     def __init__(self, directory: str, *, every: int = 1, total: int | None = None, initial: int = 0,
-                 progress: bool = True, keys: Sequence[str] = (), desc: str = "train"):
+                 progress: bool = True, shown: Mapping[str, str] | None = None, desc: str = "train"):
         self.every = max(int(every), 1)
-        self.keys = tuple(keys)  # shown on the progress bar
+        self.shown = dict(shown or {})
         self.directory = directory
         self._jsonl = None
         self._tb = None
@@ -35,8 +37,6 @@ class MetricsLogger:
             path = os.path.join(directory, "metrics.jsonl")
             _drop_steps_after(path, initial)
             self._jsonl = open(path, "a", encoding="utf-8")
-            from tensorboardX import SummaryWriter  # noqa: PLC0415
-
             self._tb = SummaryWriter(directory)
         self._bar = tqdm(total=total, initial=initial, desc=desc, disable=not progress, dynamic_ncols=True)
 
@@ -52,9 +52,12 @@ class MetricsLogger:
                     if math.isfinite(v):  # e.g. accuracy of an empty subset is NaN: not plotted
                         self._tb.add_scalar(k, v, step)
                 self._tb.flush()
-        shown = {k.split("/")[-1]: f"{clean[k]:.3g}" for k in self.keys if k in clean}
-        self._bar.set_postfix(shown, refresh=False)
+        self._bar.set_postfix(self.postfix(clean), refresh=False)
         self._bar.update(1)
+
+    def postfix(self, metrics: Mapping[str, float]) -> dict[str, str]:
+        """The bar's fields for `metrics`: each label of `shown` whose metric is present."""
+        return {label: f"{float(metrics[key]):.3g}" for label, key in self.shown.items() if key in metrics}
 
     def close(self) -> None:
         self._bar.close()

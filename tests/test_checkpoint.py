@@ -135,7 +135,7 @@ def get_config():
     c.data.batch_size = 2
     c.agent.prompt_style = "short"
     c.train.steps = {steps}
-    c.train.max_seq_len = 256
+    c.train.max_seq_len = 512  # the demo (439 byte tokens) fits: no truncation warning
     c.checkpoint.dir = "{tmp_path}/ckpt"
     c.checkpoint.every = {every}
     c.logging.dir = "{tmp_path}/logs"
@@ -159,7 +159,9 @@ def test_sft_resume_over_a_truncated_newest_step_warns_once_and_finishes(tmp_pat
     warned = [line for line in p.stderr.splitlines() if "ckpt" in line]
     assert len(warned) == 1 and f"{tmp_path}/ckpt: skipped unreadable step 4 (" in warned[0], p.stderr[-3000:]
     assert warned[0].endswith("; using step 2") and "Traceback" not in p.stderr
-    assert sorted(x.name for x in (tmp_path / "ckpt").iterdir()) == ["2", "4", "4.unreadable", "6"]
+    # the steps, plus what the folder says about its policy (policy.json, the byte tokenizer marker)
+    assert sorted(x.name for x in (tmp_path / "ckpt").iterdir()) == ["2", "4", "4.unreadable", "6", "policy.json",
+                                                                   "tokenizer"]
     steps = [json.loads(line)["step"] for line in (tmp_path / "logs" / "sft" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]
 

@@ -2,22 +2,27 @@ import argparse
 
 import pytest
 
-from egrpo_jax.config import (
-    ConfigError, add_config_arguments, agent_config, load_config, model_config, sampling_params, tool_config,
-)
+from egrpo_jax.assembly import agent_config, model_config, sampling_params, tool_config
+from egrpo_jax.commands.common import add_run_arguments, split_overrides
+from egrpo_jax.config import ConfigError, load_config
 
 
 def test_defaults_and_tiny_cpu_load():
     cfg = load_config()
     assert cfg.rl.alpha == 0.3 and cfg.rl.group_size == 8 and cfg.rl.aggregation == "seq_mean"
     assert cfg.rl.beta == 0.0 and cfg.optim.lr == 2e-6
+    assert model_config(cfg).vocab_size == 257 and model_config(cfg).qkv_bias  # qwen2: q/k/v biases
     tiny = load_config("configs/tiny_cpu.py", ["rl.alpha=0.1", "rl.dynamic_sampling=true", "optim.lr=5e-4"])
     assert tiny.rl.alpha == 0.1 and tiny.rl.dynamic_sampling is True and tiny.optim.lr == 5e-4
-    assert tiny.model.tokenizer == "byte"
+    assert tiny.model.tokenizer == "data_out/syn/tokenizer" and tiny.model.tiny.vocab_size == 0
     assert agent_config(tiny).group_size == tiny.rl.group_size == 4
     assert sampling_params(tiny).top_p == 1.0
-    assert tool_config(tiny).topk == 3
-    assert model_config(tiny).vocab_size == 257 and model_config(tiny).qkv_bias
+    assert tool_config(tiny).topk == 1  # the demo's tools: the demos hold their text
+    assert model_config(tiny, tokenizer_vocab=1500).vocab_size == 1500 and not model_config(tiny, 1500).qkv_bias
+    sft = load_config("configs/tiny_cpu.py:sft")
+    assert sft.checkpoint.dir == tiny.checkpoint.init_from == "runs/tiny_sft/ckpt" and sft.train.steps > tiny.train.steps
+    with pytest.raises(ConfigError, match="the run must be one of"):
+        load_config("configs/tiny_cpu.py:nope")
 
 
 @pytest.mark.parametrize(
@@ -31,7 +36,7 @@ def test_defaults_and_tiny_cpu_load():
         ("rl.dynamic_sampling=maybe", "config key rl.dynamic_sampling = 'maybe': must be true or false"),
         ("rl.aggregation=dr_grpo", "config key rl.dr_grpo_norm = 0: must be >= 1"),
         ("rl.alpha_schedule=linear", "config key rl.alpha_decay_steps = 0: must be >= 1"),
-        ("agent.prompt_style=weird", "agent.prompt_style must be one of"),
+        ("agent.prompt_style=weird", "config key agent.prompt_style = 'weird': must be one of ['full', 'short']"),
         ("optim.logprob_chunk=3", "optim.logprob_chunk = 3: must be 0 or a power of two"),
         ("mesh.data=0", "config key mesh.data = 0: must be an integer >= 1 or one of [-1]"),
     ],
@@ -57,14 +62,15 @@ def test_config_file_errors(tmp_path):
 def test_cli_overrides_through_a_subparser():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
-    p = sub.add_parser("train")
-    add_config_arguments(p)
-    p.add_argument("--resume", action="store_true")
-    args = parser.parse_args(["train", "--config", "configs/tiny_cpu.py", "--config.rl.alpha=0.3",
-                              "--resume", "--config.rl.beta", "0.01"])
+    add_run_arguments(sub.add_parser("train"))
+    argv, overrides = split_overrides(["train", "--config", "configs/tiny_cpu.py", "--config.rl.alpha=0.3",
+                                       "--resume", "--config.rl.beta", "0.01"])
+    args = parser.parse_args(argv)
     assert args.config == "configs/tiny_cpu.py" and args.resume
-    assert args.config_overrides == ["rl.alpha=0.3", "rl.beta=0.01"]
-    cfg = load_config(args.config, args.config_overrides)
+    assert overrides == ["rl.alpha=0.3", "rl.beta=0.01"]
+    with pytest.raises(ConfigError, match="config override --config.rl.beta: missing value"):
+        split_overrides(["train", "--config.rl.beta"])
+    cfg = load_config(args.config, overrides)
     assert cfg.rl.beta == 0.01
     with pytest.raises(AttributeError):
         cfg.rl.new_key = 1  # locked after load

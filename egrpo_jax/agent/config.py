@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from egrpo_jax.agent.template import PROMPT_STYLES
+from egrpo_jax.config import PROMPT_STYLES
 
 
 @dataclasses.dataclass(frozen=True)

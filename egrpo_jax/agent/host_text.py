@@ -12,7 +12,6 @@ string); only data holding such text is encoded piecewise: template, then data a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from egrpo_jax.agent.template import (
     RESPONSE_PREFIX,
@@ -23,45 +22,26 @@ from egrpo_jax.agent.template import (
     render_prompt,
     render_tool_response,
 )
+from egrpo_jax.tokenizer_api import TokenizerLike
 
 # Stands in for the question while the template is rendered, to find where the question goes.
 _MARKER = "\u2063EGRPO-QUESTION\u2063"
-
-
-def control_tokens(tokenizer: Any) -> dict[str, int]:
-    """Text -> id of every special / added token of `tokenizer` ({} for plain byte tokenizers)."""
-    fn = getattr(tokenizer, "control_tokens", None)
-    if callable(fn):
-        return dict(fn())
-    added = getattr(tokenizer, "added_tokens_encoder", None)  # transformers tokenizers
-    return dict(added) if isinstance(added, dict) else {}
 
 
 def _holds_control(text: str, controls: dict[str, int]) -> bool:
     return any(c and c in text for c in controls)
 
 
-def encode_text(tokenizer: Any, text: str) -> list[int]:
+def encode_text(tokenizer: TokenizerLike, text: str) -> list[int]:
     """Ids of `text` as data: never a control token id (see module doc)."""
-    fn = getattr(tokenizer, "encode_text", None)
-    if callable(fn):
-        return [int(i) for i in fn(text)]
-    controls = control_tokens(tokenizer)
-    if not _holds_control(text, controls):
-        return encode(tokenizer, text)
-    if hasattr(tokenizer, "added_tokens_encoder"):  # transformers: split special tokens into text
-        ids = [int(i) for i in tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)]
-        if not set(controls.values()).intersection(ids):
-            return ids
-    raise TypeError(f"{type(tokenizer).__name__} has no encode_text: it cannot encode text holding a "
-                    "control token as plain text")
+    return [int(i) for i in tokenizer.encode_text(text)]
 
 
-def encode_prompt(tokenizer: Any, question: str, *, style: str = "full",
+def encode_prompt(tokenizer: TokenizerLike, question: str, *, style: str = "full",
                   tools: Sequence[str] = TOOL_NAMES) -> list[int]:
     """The prompt ids for `question`: the template's tokens as rendered, the question as data."""
     text = render_prompt(tokenizer, question, style=style, tools=tools)
-    if not _holds_control(question, control_tokens(tokenizer)):
+    if not _holds_control(question, tokenizer.control_tokens()):
         return encode(tokenizer, text)
     framed = render_prompt(tokenizer, _MARKER, style=style, tools=tools)
     if framed.count(_MARKER) != 1:
@@ -70,9 +50,9 @@ def encode_prompt(tokenizer: Any, question: str, *, style: str = "full",
     return encode(tokenizer, before) + encode_text(tokenizer, question) + encode(tokenizer, after)
 
 
-def encode_tool_responses(tokenizer: Any, bodies: Sequence[str]) -> list[list[int]]:
+def encode_tool_responses(tokenizer: TokenizerLike, bodies: Sequence[str]) -> list[list[int]]:
     """Ids of render_tool_response(body) for each body: the wrapper is structure, the body data."""
-    controls = control_tokens(tokenizer)
+    controls = tokenizer.control_tokens()
     out: list[list[int] | None] = [None] * len(bodies)
     plain = [i for i, b in enumerate(bodies) if not _holds_control(b, controls)]
     for i, ids in zip(plain, encode_many(tokenizer, [render_tool_response(bodies[i]) for i in plain])):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,14 +20,7 @@ from egrpo_jax.agent.host_text import encode_prompt, encode_tool_responses
 from egrpo_jax.agent.template import render_tool_response
 from egrpo_jax.agent.trajectory import ANSWERED, FORMAT_ERROR, OVERLENGTH, ToolCallRecord, Trajectory
 from egrpo_jax.sampling.api import BUDGET, LENGTH, RolloutEngine, Segment
-
-
-def _eos_ids(tokenizer: Any) -> set[int]:
-    ids = getattr(tokenizer, "eos_ids", None)
-    if ids is None:
-        one = getattr(tokenizer, "eos_token_id", None)
-        ids = [] if one is None else [one]
-    return {int(i) for i in ids}
+from egrpo_jax.tokenizer_api import TokenizerLike
 
 
 def _question(q: Any) -> tuple[str, str]:
@@ -91,20 +84,23 @@ class _Clock:
 
 def run_rollouts(
     engine: RolloutEngine,
-    tokenizer: Any,
+    tokenizer: TokenizerLike,
     questions: Sequence[Any],
     tools: Any,
     cfg: AgentConfig | None = None,
+    *,
+    on_turn: Callable[[int, int], None] | None = None,
 ) -> tuple[list[Trajectory], dict[str, float]]:
     """Roll out every question cfg.group_size times. `questions`: QARecords or (id, question) pairs.
 
     `tools` is a tools.registry.ToolSet (anything with `.names` and `.run_batch(calls)`).
-    Returns the trajectories (question-major) and a flat metrics dict.
+    `on_turn(turn, finished)` is called after every turn with the number of rows finished so far
+    (progress of long rollouts). Returns the trajectories (question-major) and a flat metrics dict.
     """
     cfg = cfg or AgentConfig()
     clock = _Clock()
     t_start = time.perf_counter()
-    eos = _eos_ids(tokenizer)
+    eos = {int(i) for i in tokenizer.eos_ids}
     names = tuple(tools.names)
     limit = min(cfg.max_total_tokens, int(engine.max_len))
 
@@ -175,13 +171,15 @@ def run_rollouts(
                 clock.timed("device", engine.extend, ext_rows, ext_tokens)
         if done:
             clock.timed("device", engine.mark_done, done)
+        if on_turn is not None:
+            on_turn(turns, sum(r.status is not None for r in rows))
 
     trajs = [r.trajectory() for r in rows]
     return trajs, summarize(trajs, clock.t, turns, time.perf_counter() - t_start)
 
 
 def _take_segment(
-    row: _Row, seg: Segment, tokenizer: Any, eos: set[int], names: tuple[str, ...], cfg: AgentConfig,
+    row: _Row, seg: Segment, tokenizer: TokenizerLike, eos: set[int], names: tuple[str, ...], cfg: AgentConfig,
     limit: int, clock: _Clock,
 ) -> P.ToolCall | None:
     """Record one segment on its row; return the tool call to run, or None when the row is done."""

@@ -21,8 +21,8 @@ from egrpo_jax.agent.template import (
     RESP_OPEN,
     THINK_CLOSE,
     THINK_OPEN,
-    TOOL_NAMES,
 )
+from egrpo_jax.tools.registry import TOOL_NAMES
 
 # Format error kinds.
 BAD_JSON = "bad_json"  # <tool_call> body is not a JSON object

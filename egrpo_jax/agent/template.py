@@ -8,10 +8,13 @@ Rendering goes through the tokenizer's chat template when it has one; otherwise 
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Sequence
 from typing import Any
+
+from egrpo_jax.config import PROMPT_STYLES
+from egrpo_jax.tokenizer_api import TokenizerLike
+from egrpo_jax.tools.registry import TOOL_NAMES
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
@@ -21,8 +24,6 @@ ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 # The engine stops a row when it emits one of these; the host then acts on the segment.
 STOP_STRINGS: tuple[str, ...] = (CALL_CLOSE, ANSWER_CLOSE)
 
-TOOL_NAMES = ("search", "visit")
-PROMPT_STYLES = ("full", "short")
 
 TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
     "search": {
@@ -54,6 +55,8 @@ TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+assert tuple(TOOL_SCHEMAS) == TOOL_NAMES, "a prompt schema for each tool of tools.registry"
 
 _FULL = """You answer questions by searching a document collection.
 In every turn, first reason inside <think> </think>. Then either call one tool, written as JSON inside <tool_call> </tool_call> (its result comes back inside <tool_response> </tool_response>), or, once you know it, give the final answer inside <answer> </answer>: a short phrase, no explanation.
@@ -101,41 +104,19 @@ def _plain(system: str, question: str) -> str:
     return f"System: {system}\n\nUser: {question}\n\nAssistant: "
 
 
-def _chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
-    fn = tokenizer.apply_chat_template
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        params = {}
-    kw: dict[str, Any] = {"add_generation_prompt": True}
-    # HF tokenizers return ids unless told tokenize=False; wrappers may not take the keyword.
-    if "tokenize" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        kw["tokenize"] = False
-    out = fn(messages, **kw)
-    if isinstance(out, str):
-        return out
-    # Some wrappers return ids only: decode once (prompt tokens are host tokens, never trained on).
-    return tokenizer.decode(list(out))
-
-
-def has_chat_template(tokenizer: Any) -> bool:
-    if tokenizer is None or not hasattr(tokenizer, "apply_chat_template"):
-        return False
-    # HF tokenizers expose `chat_template` (None when absent); wrappers without it are trusted.
-    return getattr(tokenizer, "chat_template", "unknown") is not None
-
-
 def render_prompt(
-    tokenizer: Any, question: str, *, style: str = "full", tools: Sequence[str] = TOOL_NAMES
+    tokenizer: TokenizerLike | None, question: str, *, style: str = "full", tools: Sequence[str] = TOOL_NAMES
 ) -> str:
-    """The full prompt text for one question, ending where the model starts writing."""
+    """The full prompt text for one question, ending where the model starts writing: the tokenizer's
+    chat template when it has one, else the plain layout (also for `tokenizer` None)."""
     system = system_prompt(style, tools)
-    if not has_chat_template(tokenizer):
+    if tokenizer is None or tokenizer.chat_template is None:
         return _plain(system, question)
     try:
-        return _chat(tokenizer, [{"role": "system", "content": system}, {"role": "user", "content": question}])
-    except Exception:  # noqa: BLE001 - templates without a system role raise; fold it into the user turn
-        return _chat(tokenizer, [{"role": "user", "content": f"{system}\n\n{question}"}])
+        return tokenizer.apply_chat_template([{"role": "system", "content": system},
+                                              {"role": "user", "content": question}])
+    except ValueError:  # templates without a system role raise (TemplateError): fold it into the user turn
+        return tokenizer.apply_chat_template([{"role": "user", "content": f"{system}\n\n{question}"}])
 
 
 # The host's wrapper around a tool's text: structural (its tags may be control tokens); the body is data.
@@ -155,36 +136,24 @@ def tool_response_body(text: str) -> str | None:
     return None
 
 
-def encode(tokenizer: Any, text: str) -> list[int]:
-    """Token ids of `text` without BOS/EOS (works for HF tokenizers and simple wrappers)."""
-    try:
-        ids = tokenizer.encode(text, add_special_tokens=False)
-    except TypeError:
-        ids = tokenizer.encode(text)
-    return [int(i) for i in ids]
+def encode(tokenizer: TokenizerLike, text: str) -> list[int]:
+    """Token ids of host-written `text` (tags and template are structure), without BOS/EOS."""
+    return [int(i) for i in tokenizer.encode(text)]
 
 
-def encode_many(tokenizer: Any, texts: list[str]) -> list[list[int]]:
-    """encode() of each text; one batched call when the tokenizer offers `encode_batch` (parallel BPE)."""
-    batch = getattr(tokenizer, "encode_batch", None)
-    if batch is None or not texts:
-        return [encode(tokenizer, t) for t in texts]
-    out = batch(texts)
-    return [[int(i) for i in getattr(e, "ids", e)] for e in out]
+def encode_many(tokenizer: TokenizerLike, texts: list[str]) -> list[list[int]]:
+    """encode() of each text, in one batched call (parallel for a real BPE)."""
+    if not texts:
+        return []
+    return [[int(i) for i in ids] for ids in tokenizer.encode_batch(texts)]
 
 
-def stop_token_sequences(tokenizer: Any) -> list[list[int]]:
+def stop_token_sequences(tokenizer: TokenizerLike) -> list[list[int]]:
     """STOP_STRINGS as token ids, in STOP_STRINGS order (for the scripted test engine, which
     replays exact tokenisations).
 
     A real BPE merges a stop string with neighbouring text, so the engine matches decoded text
-    instead (stop_table). The agent loop itself checks the decoded segment, not stop_index.
+    instead (sampling.stops.StopTable.for_tokenizer). The agent loop itself checks the decoded
+    segment, not stop_index.
     """
     return [encode(tokenizer, s) for s in STOP_STRINGS]
-
-
-def stop_table(tokenizer: Any, vocab_size: int):
-    """STOP_STRINGS as a sampling.stops.StopTable over the decoded text of each token id."""
-    from egrpo_jax.sampling.stops import StopTable, token_texts
-
-    return StopTable.from_strings(STOP_STRINGS, token_texts(tokenizer, vocab_size), vocab_size)

@@ -1,14 +1,15 @@
-"""`egrpo generate`: load a model (HF folder or .gguf) and continue a chat prompt (greedy by default)."""
+"""`egrpo generate`: load a policy (HF folder, .gguf or training checkpoint folder) and continue a chat
+prompt (greedy by default)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="HF folder (config.json + safetensors) or .gguf file")
+    p.add_argument("--model", required=True, help="HF folder (config.json + safetensors), .gguf file or training "
+                   "checkpoint folder")
     p.add_argument("--prompt", required=True, help="user message (wrapped in the model's chat template)")
     p.add_argument("--system", default=None, help="optional system message")
     p.add_argument("--raw", action="store_true", help="feed --prompt as is, without the chat template")
@@ -22,17 +23,13 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from egrpo_jax.models import load_pretrained
+    from egrpo_jax.models import Tokenizer
+    from egrpo_jax.policy import load_policy
     from egrpo_jax.sampling import generate
 
     if args.max_new_tokens < 1:
-        print(f"egrpo generate: --max-new-tokens must be >= 1, got {args.max_new_tokens}", file=sys.stderr)
-        return 2
-    try:
-        loaded = load_pretrained(args.model, dtype=args.dtype)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"egrpo generate: {e}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    loaded = load_policy(args.model, dtype=args.dtype)
     tok = loaded.tokenizer
     if args.raw:
         text = args.prompt
@@ -45,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
                    top_p=args.top_p, top_k=args.top_k, seed=args.seed)[0]
     new = list(out.tokens)
     shown = new[:-1] if new and new[-1] in tok.eos_ids else new
-    answer = tok.decode(shown, skip_special_tokens=True)
+    answer = tok.decode(shown, skip_special_tokens=True) if isinstance(tok, Tokenizer) else tok.decode(shown)
     if args.json:
         print(json.dumps({"prompt": text, "prompt_ids": ids, "new_ids": new, "text": answer,
                           "stop_reason": out.stop_reason}, ensure_ascii=False))

@@ -10,6 +10,8 @@ import argparse
 import sys
 import time
 
+from egrpo_jax.errors import one_line
+
 KINDS = ("bm25", "dense", "hybrid")
 
 
@@ -84,7 +86,6 @@ def build(kind: str, docs, args: argparse.Namespace, encoder=None, progress: boo
 
 def run(args: argparse.Namespace) -> int:
     from egrpo_jax.data.io import load_corpus
-    from egrpo_jax.errors import one_line
 
     t0 = time.perf_counter()
     try:

@@ -9,7 +9,9 @@ to --docs only when given. Finished runs are kept: running the command again res
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "replicate_cpu.py")
 FULL_SEEDS = (0, 1, 2, 3, 4)
@@ -51,11 +53,7 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    import dataclasses
-
     from egrpo_jax.commands.demo import config_path
-    import shutil
-
     from egrpo_jax.e2e.replicate import PAPER_ARMS, QUICK_ARMS, Arm, aggregate, run_replicate
     from egrpo_jax.e2e.settings import load_pipeline_config
 

@@ -1,8 +1,8 @@
-"""`egrpo sft --config configs/tiny_cpu.py [--config.KEY=VALUE ...]`: SFT cold start on demos."""
+"""`egrpo sft --config configs/tiny_cpu.py:sft [--config.KEY=VALUE ...] [--resume]`: SFT cold start on demos."""
 
 from __future__ import annotations
 
-from egrpo_jax.config import add_run_arguments
+from egrpo_jax.commands.common import add_run_arguments, run_config
 
 
 def configure(parser) -> None:
@@ -10,10 +10,11 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from egrpo_jax.config import run_config_from_args
     from egrpo_jax.rl.sft import run_sft
 
-    cfg = run_config_from_args(args)
+    cfg = run_config(args, resume=args.resume)
     m = run_sft(cfg)
     print("sft done: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(m.items()) if k != "data/batch_hash"))
+    if cfg.checkpoint.dir:
+        print(f"checkpoint: {cfg.checkpoint.dir} (convert, eval, generate and train's checkpoint.init_from read it)")
     return 0

@@ -5,7 +5,7 @@ rl.alpha = 0 trains plain GRPO. Start from an SFT run with --config.checkpoint.i
 
 from __future__ import annotations
 
-from egrpo_jax.config import add_run_arguments
+from egrpo_jax.commands.common import add_run_arguments, run_config
 
 
 def configure(parser) -> None:
@@ -13,11 +13,13 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from egrpo_jax.config import run_config_from_args
     from egrpo_jax.rl.loop import run_train
 
-    cfg = run_config_from_args(args)
+    cfg = run_config(args, resume=args.resume)
     m = run_train(cfg)
-    keys = ("reward/mean", "accuracy", "entity_match/all", "tool_calls/per_rollout", "loss", "time/step_s")
+    keys = ("reward/mean", "accuracy", "entity_match/all", "tool_calls/per_rollout", "loss", "time/step_s",
+            "train/zero_variance_steps")
     print("train done: " + ", ".join(f"{k}={m[k]:.4g}" for k in keys if k in m))
+    if cfg.checkpoint.dir:
+        print(f"checkpoint: {cfg.checkpoint.dir}")
     return 0

@@ -10,13 +10,27 @@ import contextlib
 import copy
 import dataclasses
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jax
+from flax import nnx
+from tqdm import tqdm
+
+from egrpo_jax import config as C
+from egrpo_jax.assembly import build_mesh, build_policy, build_tools, tool_config
+from egrpo_jax.data.io import load_questions
 from egrpo_jax.datagen.synth.build import BpeSettings, DataPaths, build_data
 from egrpo_jax.e2e.settings import PipelineConfig, PipelineSettings
+from egrpo_jax.eval.report import format_value, lookup
+from egrpo_jax.eval.runner import evaluate_to_report
+from egrpo_jax.metrics_log import read_metrics
+from egrpo_jax.models.tokenizer_io import load_tokenizer
+from egrpo_jax.rl.loop import run_train
+from egrpo_jax.rl.sft import run_sft
 
 # Rows of the before/after table: (summary key, label).
 TABLE_KEYS = (
@@ -57,8 +71,6 @@ def build_pipeline_data(s: PipelineSettings, out_dir: str, *, tokenizer: bool = 
 def run_configs(pc: PipelineConfig, data: DataPaths, out_dir: str, *, model_path: str = "",
                 tokenizer_vocab: int | None = None):
     """(sft_cfg, rl_cfg): the config files' runs with this run folder's data, tokenizer and paths."""
-    from egrpo_jax import config as C
-
     s = pc.pipeline
     out = []
     for name, base in (("sft", pc.sft), ("rl", pc.rl)):
@@ -77,79 +89,57 @@ def run_configs(pc: PipelineConfig, data: DataPaths, out_dir: str, *, model_path
         cfg.checkpoint.resume = False
         cfg.checkpoint.init_from = os.path.join(out_dir, "sft", "ckpt") if name == "rl" else ""
         cfg.logging.dir = os.path.join(out_dir, name, "logs")
+        # the pipeline's evaluation settings are the run's eval.* keys (what `egrpo eval` reads)
+        cfg.eval.k, cfg.eval.temperature, cfg.eval.top_p = s.eval_k, s.eval_temperature, s.eval_top_p
+        cfg.eval.batch_size, cfg.eval.seed, cfg.eval.limit = s.eval_batch, s.eval_seed, s.eval_questions
         C.validate(cfg)
-        if C.tool_config(cfg) != dataclasses.replace(s.tools, enabled=C.tool_config(cfg).enabled):
+        if tool_config(cfg) != dataclasses.replace(s.tools, enabled=tool_config(cfg).enabled):
             raise C.ConfigError(f"search.* of the run differs from the pipeline's tools {s.tools}")
         out.append(cfg)
     return out[0], out[1]
 
 
 def tokenizer_vocab(data: DataPaths) -> int:
-    from egrpo_jax.models.tokenizer import Tokenizer
-
-    return Tokenizer.from_pretrained(data.tokenizer).vocab_size
+    return load_tokenizer(data.tokenizer).vocab_size
 
 
 def sft(cfg) -> dict[str, float]:
-    from egrpo_jax.rl.sft import run_sft
-
     return run_sft(cfg)
 
 
 def load_policy(cfg):
     """(mesh, model, tokenizer) of cfg, with checkpoint.init_from's params."""
-    from egrpo_jax.rl.setup import build_mesh, build_policy
-
     mesh = build_mesh(cfg)
-    model, tok = build_policy(cfg, mesh)
+    model, tok = build_policy(cfg, mesh, init_from=cfg.checkpoint.init_from)
     return mesh, model, tok
 
 
 def open_tools(cfg, tokenizer):
-    from egrpo_jax import config as C
-    from egrpo_jax.tools.registry import ToolSet, open_backend
-
-    return ToolSet(open_backend(C.search_spec(cfg)), C.tool_config(cfg), tokenizer=tokenizer)
+    return build_tools(cfg, tokenizer)
 
 
-def evaluate_policy(model, tok, tools, records, cfg, settings: PipelineSettings, out_dir: str, *, title: str,
+def evaluate_policy(model, tok, tools, records, cfg, out_dir: str, *, title: str,
                     training_rows: Sequence[Mapping] | None = None, progress: bool = True,
                     meta: Mapping | None = None) -> dict:
-    """k sampled rollouts per held-out question -> report folder; returns its summary."""
-    from tqdm import tqdm
-
-    from egrpo_jax.config import agent_config
-    from egrpo_jax.eval.report import load_summary, write_run_report
-    from egrpo_jax.eval.runner import evaluate
-    from egrpo_jax.sampling.api import SamplingParams
-
-    records = list(records)[: settings.eval_questions or None]
-    n_batches = -(-len(records) // settings.eval_batch)
-    bar = tqdm(total=n_batches, desc=f"eval {title}", disable=not progress, dynamic_ncols=True)
+    """k sampled rollouts per held-out question (cfg.eval.*, set from `settings` by run_configs) ->
+    report folder; returns its summary."""
+    n = len(list(records)[: cfg.eval.limit or None]) * cfg.eval.k
+    bar = tqdm(total=n, desc=f"eval {title}", unit="rollout", disable=not progress, dynamic_ncols=True)
+    seen = [0, 0]
 
     def on_batch(_b, _trajs, scores):
-        bar.update(1)
-        bar.set_postfix(acc=f"{sum(s.correct for s in scores) / max(len(scores), 1):.2f}", refresh=False)
+        seen[0] += sum(s.correct for s in scores)
+        seen[1] += len(scores)
+        bar.set_postfix(acc=f"{seen[0] / max(seen[1], 1):.2f}", refresh=False)
 
-    sampling = SamplingParams(temperature=settings.eval_temperature, top_p=settings.eval_top_p)
     try:
-        scores, summary = evaluate(model, tok, records, tools, k=settings.eval_k, sampling=sampling,
-                                   agent_cfg=agent_config(cfg), batch_size=settings.eval_batch,
-                                   seed=settings.eval_seed, ks=sorted({1, settings.eval_k}), on_batch=on_batch)
+        return evaluate_to_report(cfg, model, tok, records, tools, out_dir, title=title, meta=dict(meta or {}),
+                                  training_rows=training_rows, on_batch=on_batch, on_progress=bar.update)
     finally:
         bar.close()
-    m = {"questions": len(records), "k": settings.eval_k, "temperature": settings.eval_temperature,
-         "top_p": settings.eval_top_p, **(meta or {})}
-    write_run_report(out_dir, scores, title=title, ks=sorted({1, settings.eval_k}), meta=m,
-                     training_rows=training_rows)
-    full = load_summary(out_dir)
-    full["time/eval_s"] = summary.get("time/eval_s")
-    return full
 
 
 def train_rl(cfg, model, tok, tools, mesh, records) -> dict[str, float]:
-    from egrpo_jax.rl.loop import run_train
-
     return run_train(cfg, model=model, tokenizer=tok, tools=tools, records=records, mesh=mesh)
 
 
@@ -157,8 +147,6 @@ def before_after_table(before: Mapping, after: Mapping, *, names: tuple[str, str
                        training: Sequence[Mapping] = ()) -> str:
     """Markdown table, one metric per row (values from the two summaries); with `training` (the RL
     metrics rows) also the training reward at the first and the last RL step."""
-    from egrpo_jax.eval.report import format_value, lookup
-
     lines = [f"| metric | {names[0]} | {names[1]} |", "|---|---|---|"]
     rewards = [r["reward/mean"] for r in training if r.get("reward/mean") is not None]
     if rewards:
@@ -177,9 +165,6 @@ def before_after_table(before: Mapping, after: Mapping, *, names: tuple[str, str
 def run_pipeline(pc: PipelineConfig, out_dir: str, *, model_path: str = "", progress: bool = True,
                  log: Callable[[str], None] = print) -> dict[str, Any]:
     """The whole demo; writes <out>/{data,sft,rl,eval_sft,eval_rl}/ and <out>/report.md."""
-    from egrpo_jax.data.io import load_questions
-    from egrpo_jax.metrics_log import read_metrics
-
     if os.path.exists(os.path.join(out_dir, "sft", "ckpt")):
         raise FileExistsError(f"{out_dir}: already holds a run (sft/ckpt); choose another --out or remove it")
     quiet_tensorboard()
@@ -204,14 +189,14 @@ def run_pipeline(pc: PipelineConfig, out_dir: str, *, model_path: str = "", prog
     meta = {"policy": model_path or f"tiny {model.cfg.family}, {params / 1e6:.2f}M params"}
     try:
         with timer.phase("eval before RL (SFT policy)"):
-            before = evaluate_policy(model, tok, tools, test, rl_cfg, s, os.path.join(out_dir, "eval_sft"),
+            before = evaluate_policy(model, tok, tools, test, rl_cfg, os.path.join(out_dir, "eval_sft"),
                                      title="SFT policy", progress=progress, meta=meta)
         with timer.phase(f"rl: {'GRPO' if rl_cfg.rl.alpha == 0 else 'E-GRPO'} alpha={rl_cfg.rl.alpha}, "
                          f"{rl_cfg.train.steps} steps"):
             rl_m = train_rl(rl_cfg, model, tok, tools, mesh, train)
         rows = read_metrics(rl_cfg.logging.dir)
         with timer.phase("eval after RL"):
-            after = evaluate_policy(model, tok, tools, test, rl_cfg, s, os.path.join(out_dir, "eval_rl"),
+            after = evaluate_policy(model, tok, tools, test, rl_cfg, os.path.join(out_dir, "eval_rl"),
                                     title="SFT + RL policy", training_rows=rows, progress=progress, meta=meta)
     finally:
         tools.close()
@@ -227,21 +212,14 @@ def run_pipeline(pc: PipelineConfig, out_dir: str, *, model_path: str = "", prog
 
 def quiet_tensorboard() -> None:
     """tensorboardX warns on every NaN scalar (e.g. entity match of correct rollouts when none is correct)."""
-    import logging
-
     logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
 
 
 def _param_count(model) -> int:
-    import jax
-    from flax import nnx
-
     return int(sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
 
 
 def _headline(summary: Mapping) -> dict:
-    from egrpo_jax.eval.report import lookup
-
     keys = [k for k, _ in TABLE_KEYS] + ["accuracy", "questions", "rollouts", "time/eval_s",
                                          "entity_comparison.correct_higher", "entity_comparison.wrong_higher"]
     return {k: lookup(summary, k) for k in keys}

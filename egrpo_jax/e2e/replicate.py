@@ -15,13 +15,32 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from egrpo_jax.data.io import load_questions
+from egrpo_jax.datagen.synth.build import existing_data
+from egrpo_jax.e2e.pipeline import (
+    Timer,
+    build_pipeline_data,
+    evaluate_policy,
+    load_policy,
+    open_tools,
+    quiet_tensorboard,
+    run_configs,
+    sft,
+    tokenizer_vocab,
+    train_rl,
+)
 from egrpo_jax.e2e.settings import PipelineConfig
+from egrpo_jax.eval.analysis import plot_errorbars, plot_grouped_curves
+from egrpo_jax.eval.report import ROLLOUTS_FILE, comparison_table, load_summary
+from egrpo_jax.eval.stats import paired_bootstrap, per_question, score_matrix
+from egrpo_jax.metrics_log import read_metrics
 
 RUN_SUMMARY = "run.json"  # per (arm, seed) run: eval summary + training metrics rows + per-question scores
 RUN_MARKER = ".egrpo-replicate-run"  # written first into every run folder replicate creates
@@ -77,9 +96,6 @@ def match_accuracy_corr(rollouts: Sequence[Mapping]) -> float | None:
 def run_record(eval_dir: str, training_rows: Sequence[Mapping], *, arm: Arm | None, seed: int) -> dict:
     """The run's eval summary, training aggregates (mean over steps), correlation and per-question scores.
     `arm` None is the SFT start."""
-    from egrpo_jax.eval.report import ROLLOUTS_FILE, load_summary
-    from egrpo_jax.eval.stats import per_question
-
     summary = load_summary(eval_dir)
     with open(os.path.join(eval_dir, ROLLOUTS_FILE), encoding="utf-8") as f:
         rollouts = [json.loads(line) for line in f if line.strip()]
@@ -99,22 +115,6 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
     Finished runs are kept (runs are deterministic per seed), so running again resumes. A run folder
     without this command's marker is someone else's: replicate stops rather than delete it.
     """
-    from egrpo_jax.data.io import load_questions
-    from egrpo_jax.datagen.synth.build import existing_data
-    from egrpo_jax.e2e.pipeline import (
-        Timer,
-        build_pipeline_data,
-        evaluate_policy,
-        load_policy,
-        open_tools,
-        quiet_tensorboard,
-        run_configs,
-        sft,
-        tokenizer_vocab,
-        train_rl,
-    )
-    from egrpo_jax.metrics_log import read_metrics
-
     quiet_tensorboard()
     timer = Timer(log)
     s = pc.pipeline
@@ -136,7 +136,7 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
         with timer.phase("eval SFT"):
             _, model, tok = load_policy(base)
             with open_tools(base, tok) as tools:
-                evaluate_policy(model, tok, tools, test, base, s, sft_eval, title="SFT policy", progress=progress)
+                evaluate_policy(model, tok, tools, test, base, sft_eval, title="SFT policy", progress=progress)
     records = [run_record(sft_eval, [], arm=None, seed=-1)]
     for seed in seeds:
         for arm in arms:
@@ -160,7 +160,7 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
                 with open_tools(cfg, tok) as tools:
                     train_rl(cfg, model, tok, tools, mesh, train)
                     rows = read_metrics(cfg.logging.dir)
-                    evaluate_policy(model, tok, tools, test, cfg, s, os.path.join(run_dir, "eval"),
+                    evaluate_policy(model, tok, tools, test, cfg, os.path.join(run_dir, "eval"),
                                     title=f"{arm.label}, seed {seed}", training_rows=rows, progress=progress)
             rec = run_record(os.path.join(run_dir, "eval"), rows, arm=arm, seed=int(seed))
             with open(done, "w", encoding="utf-8") as f:
@@ -180,8 +180,6 @@ def _fresh_run_dir(run_dir: str) -> None:
         if not os.path.isfile(os.path.join(run_dir, RUN_MARKER)):
             raise FileExistsError(f"{run_dir}: exists and was not created by egrpo replicate; move it or "
                                   "choose another --out")
-        import shutil
-
         shutil.rmtree(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     Path(run_dir, RUN_MARKER).write_text("created by egrpo replicate\n")
@@ -190,9 +188,6 @@ def _fresh_run_dir(run_dir: str) -> None:
 def aggregate(records: Sequence[Mapping], out_dir: str | Path, *, title: str = "GRPO vs E-GRPO",
               notes: Sequence[str] = ()) -> Path:
     """report.md + summary.json + plots/*.png from run records (the SFT start has arm SFT_LABEL)."""
-    from egrpo_jax.eval.analysis import plot_grouped_curves
-    from egrpo_jax.eval.report import comparison_table
-
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     groups: dict[str, list[Mapping]] = {}
@@ -235,15 +230,11 @@ def aggregate(records: Sequence[Mapping], out_dir: str | Path, *, title: str = "
 
 
 def _matrix(runs: Sequence[Mapping], questions: Sequence[str], which: int) -> np.ndarray:
-    from egrpo_jax.eval.stats import score_matrix
-
     return score_matrix([r["per_question"] for r in runs], questions, which)
 
 
 def paired_table(groups: Mapping[str, Sequence[Mapping]]) -> dict[str, Any]:
     """Each RL arm vs GRPO (same seeds) and vs the SFT start: Pass@1 / Pass@3 differences with CIs."""
-    from egrpo_jax.eval.stats import paired_bootstrap
-
     sft = groups.get(SFT_LABEL, [])
     grpo = {r["seed"]: r for r in groups.get(GRPO.label, [])}
     questions = sorted(sft[0]["per_question"]) if sft else sorted(next(iter(grpo.values()))["per_question"]) \
@@ -299,8 +290,6 @@ def claims(groups: Mapping[str, Sequence[Mapping]], diffs: Mapping[str, Mapping[
                        f"({m:+.3f} ± {sd:.3f} calls over {len(tc)} seeds).")
     e05 = groups.get(Arm(0.5).label)
     if e05 and Arm(0.3).label in groups:
-        from egrpo_jax.eval.stats import paired_bootstrap
-
         by_seed = {r["seed"]: r for r in groups[Arm(0.3).label]}
         pairs = [r for r in e05 if r["seed"] in by_seed]
         qs = sorted(pairs[0]["per_question"]) if pairs else []
@@ -320,7 +309,6 @@ def _alpha_curve(groups: Mapping[str, Sequence[Mapping]], path: Path) -> Path | 
                  if runs and runs[0]["alpha"] >= 0 and runs[0].get("schedule", "constant") == "constant")
     if len(pts) < 2:
         return None
-    from egrpo_jax.eval.analysis import plot_errorbars
 
     sft = groups.get(SFT_LABEL)
     return plot_errorbars([a for a, _ in pts], [100 * np.mean(v) for _, v in pts], [100 * np.std(v) for _, v in pts],

@@ -13,6 +13,7 @@ import importlib.util
 import os
 from typing import Any
 
+from egrpo_jax import config as C
 from egrpo_jax.datagen.synth.build import DEMO_TOOLS
 from egrpo_jax.datagen.synth.oracle import DemoConfig
 from egrpo_jax.datagen.synth.world import WorldConfig
@@ -71,8 +72,6 @@ def _module(path: str):
 
 def load_pipeline_config(path: str) -> PipelineConfig:
     """Read a pipeline config file; both run configs are validated (paths are checked when used)."""
-    from egrpo_jax import config as C
-
     m = _module(path)
     out = []
     for fn in ("get_config", "get_sft_config"):

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from egrpo_jax.eval.metrics import RolloutScore, group_by_question
 
@@ -131,8 +132,6 @@ def accuracy_by_match_rate(scores: Sequence[RolloutScore], bins: int = 5) -> lis
 
 
 def _figure(width: float = 6.0, height: float = 4.0):
-    from matplotlib.figure import Figure  # imported late: keeps matplotlib off the metrics import path
-
     fig = Figure(figsize=(width, height), dpi=100)
     return fig
 
@@ -184,7 +183,7 @@ DEFAULT_PANELS: dict[str, tuple[str, ...]] = {
     "reward": ("reward/mean",),
     "accuracy": ("accuracy",),
     "entity match": ("entity_match/correct", "entity_match/wrong"),
-    "tool calls per rollout": ("tool_calls/mean",),
+    "tool calls per rollout": ("tool_calls/per_rollout",),  # rl.loop.rollout_metrics
 }
 
 

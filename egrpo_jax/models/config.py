@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-FAMILIES = ("llama", "qwen2", "qwen3")
-DTYPES = ("float32", "bfloat16", "float16")
+from egrpo_jax.config import DTYPES, FAMILIES
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,8 @@ import gguf
 from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tokenizers
 from tokenizers import Tokenizer as HFTokenizer
 
-from egrpo_jax.models.tokenizer import Tokenizer, _HFBackend
+from egrpo_jax.models.gguf_io import open_gguf
+from egrpo_jax.models.tokenizer import Tokenizer
 
 _LLAMA3 = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
@@ -98,12 +99,10 @@ def tokenizer_from_reader(reader: gguf.GGUFReader, path: str) -> Tokenizer:
         return int(v) if v is not None and 0 <= int(v) < len(tokens) else None
 
     extra = [i for i in (tid("eot_token_id"), tid("eom_token_id")) if i is not None]
-    return Tokenizer(_HFBackend(tok), chat_template=_field(reader, "tokenizer.chat_template"),
-                     eos=tid("eos_token_id"), pad=tid("padding_token_id"), bos=tid("bos_token_id"),
-                     extra_eos=extra, source=path)
+    return Tokenizer.from_tokenizers(tok, chat_template=_field(reader, "tokenizer.chat_template"),
+                                     eos=tid("eos_token_id"), pad=tid("padding_token_id"), bos=tid("bos_token_id"),
+                                     extra_eos=extra, source=path)
 
 
 def tokenizer_from_gguf(path: str) -> Tokenizer:
-    from egrpo_jax.models.gguf_io import open_gguf
-
     return tokenizer_from_reader(open_gguf(path), path)

@@ -13,6 +13,8 @@ from typing import Any
 
 import ml_dtypes
 import numpy as np
+from flax import nnx
+from jax.experimental import multihost_utils
 
 from egrpo_jax.models.config import ModelConfig
 from egrpo_jax.models.safetensors_io import SafetensorsFile, save_file
@@ -222,9 +224,6 @@ def hf_array_getter(weights: HFWeights, cfg: ModelConfig, source: str) -> Callab
 
 def host_params(model) -> dict[tuple, np.ndarray]:
     """nnx path -> host NumPy array for every parameter (gathers across processes if needed)."""
-    from flax import nnx
-    from jax.experimental import multihost_utils
-
     out = {}
     for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         arr = var.get_value()

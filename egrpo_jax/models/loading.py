@@ -6,11 +6,15 @@ import dataclasses
 import json
 import os
 
+import jax
 from jax.sharding import Mesh
 
+from egrpo_jax.config import DTYPES
 from egrpo_jax.models import hf_io
-from egrpo_jax.models.config import DTYPES, ModelConfig
+from egrpo_jax.models.config import ModelConfig
 from egrpo_jax.models.decoder import Decoder
+from egrpo_jax.models.gguf_io import GGUFCheckpoint
+from egrpo_jax.models.gguf_tokenizer import tokenizer_from_reader
 from egrpo_jax.models.sharding import model_from_arrays
 from egrpo_jax.models.tokenizer import Tokenizer
 
@@ -27,20 +31,19 @@ def load_config(path: str, *, dtype: str = "float32") -> ModelConfig:
     """The ModelConfig of an HF folder or .gguf file (no weights read)."""
     _check_dtype(dtype)
     if _is_gguf(path):
-        from egrpo_jax.models.gguf_io import GGUFCheckpoint
-
         return GGUFCheckpoint(path).config(dtype)
     cfg_path = os.path.join(path, "config.json")
     return hf_io.config_from_hf(hf_io.read_json(cfg_path), source=cfg_path, dtype=dtype)
 
 
 def load_pretrained(path: str, *, mesh: Mesh | None = None, dtype: str = "float32",
-                    param_dtype: str | None = None, with_tokenizer: bool = True) -> Pretrained:
+                    param_dtype: str | None = None, remat: bool = False, with_tokenizer: bool = True) -> Pretrained:
     """Load an HF folder (config.json + *.safetensors + tokenizer files) or a .gguf file.
 
     Parameters are created straight into their NamedShardings on `mesh` (default: one device); each
     tensor is read (and dequantised) on the host once and each device receives only its shard.
-    `dtype` is the compute dtype; `param_dtype` defaults to it.
+    `dtype` is the compute dtype; `param_dtype` defaults to it; `remat` rematerialises each layer in
+    the backward pass (model.remat).
     """
     _check_dtype(dtype)
     pdt = param_dtype or dtype
@@ -48,18 +51,16 @@ def load_pretrained(path: str, *, mesh: Mesh | None = None, dtype: str = "float3
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: file not found")
     if _is_gguf(path):
-        from egrpo_jax.models.gguf_io import GGUFCheckpoint
-        from egrpo_jax.models.gguf_tokenizer import tokenizer_from_reader
-
         ckpt = GGUFCheckpoint(path)
-        cfg = ckpt.config(dtype).replace(param_dtype=pdt)
+        cfg = ckpt.config(dtype).replace(param_dtype=pdt, remat=remat)
         model = model_from_arrays(cfg, ckpt.array_getter(cfg), mesh=mesh)
         tok = tokenizer_from_reader(ckpt.reader, path) if with_tokenizer else None
         return Pretrained(model, tok, cfg, path)
     if not os.path.isdir(path):
         raise ValueError(f"{path}: expected an HF folder (config.json, *.safetensors) or a .gguf file")
     cfg_path = os.path.join(path, "config.json")
-    cfg = hf_io.config_from_hf(hf_io.read_json(cfg_path), source=cfg_path, dtype=dtype).replace(param_dtype=pdt)
+    cfg = hf_io.config_from_hf(hf_io.read_json(cfg_path), source=cfg_path, dtype=dtype).replace(
+        param_dtype=pdt, remat=remat)
     weights = hf_io.HFWeights(path)
     model = model_from_arrays(cfg, hf_io.hf_array_getter(weights, cfg, path), mesh=mesh)
     tok = Tokenizer.from_pretrained(path) if with_tokenizer else None
@@ -73,8 +74,6 @@ def save_pretrained(model_or_loaded: Decoder | Pretrained, tokenizer: Tokenizer 
 
     Multi-process: every process must call this (parameters are gathered); process 0 writes.
     """
-    import jax
-
     if out_dir is None:
         raise ValueError("save_pretrained: out_dir is required")
     if isinstance(model_or_loaded, Pretrained):
@@ -92,7 +91,7 @@ def save_pretrained(model_or_loaded: Decoder | Pretrained, tokenizer: Tokenizer 
     if not write:
         return out_dir
     eos_ids = list(tokenizer.eos_ids) if tokenizer is not None else []
-    ids = {"bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id, "pad_id": tokenizer.pad_id} if tokenizer else {}
+    ids = {"bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id, "pad_id": tokenizer.pad_token_id} if tokenizer else {}
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:
         json.dump(hf_io.config_to_hf(cfg, **ids), f, indent=2)
     gen = {"bos_token_id": ids.get("bos_id"), "eos_token_id": eos_ids or None, "pad_token_id": ids.get("pad_id")}

@@ -25,6 +25,7 @@ import jax
 import numpy as np
 import tokenizers
 from flax import nnx
+from tqdm import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from egrpo_jax.mesh import make_mesh, named_sharding
@@ -236,8 +237,6 @@ class SentenceEncoder:
         ids = self.tokenize(texts)
         batches = self.batches([len(x) for x in ids])
         if progress:
-            from tqdm import tqdm
-
             batches = tqdm(batches, desc="embedding", unit="batch")
         for idx, rows, length in batches:
             tok = np.zeros((rows, length), np.int32)  # pad id is irrelevant: the mask hides it

@@ -1,9 +1,11 @@
 """Tokenizer wrapper: `tokenizers` (HF tokenizer.json, GGUF-embedded BPE) or sentencepiece `.model`.
 
-Same surface whatever the source: `encode` (never adds special tokens: callers decide), `encode_text`
-(control-token text stays ordinary text: for data from tools, questions, corpora), `control_tokens`,
-`decode`, `apply_chat_template` (the model's jinja template; ChatML when it has none), `eos_id`,
-`eos_ids` (every token that ends a turn), `pad_id`, `vocab_size`, `save(dir)`. No torch anywhere.
+Implements tokenizer_api.TokenizerLike whatever the source: `encode` / `encode_batch` (never
+add special tokens: callers decide), `encode_text` (control-token text stays ordinary text: for data
+from tools, questions, corpora), `control_tokens`, `decode` / `decode_batch`, `apply_chat_template` (the
+model's jinja template; ChatML when `chat_template` is None), `eos_ids` (every token that ends a turn),
+`pad_id`, `vocab_size`; also `eos_id`, `bos_id` and `save(dir)`. No torch anywhere. GGUF files are
+read by models.gguf_tokenizer; models.tokenizer_io.load_tokenizer picks the reader for a path.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import shutil
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import sentencepiece
 import tokenizers
+
+from egrpo_jax.models.chat_template import render
 
 # ChatML, used when a tokenizer carries no template (e.g. a BPE trained by the project). Documented in
 # Tokenizer.apply_chat_template.
@@ -46,6 +51,12 @@ class _HFBackend:
 
     def encode(self, text: str) -> list[int]:
         return self.tok.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [e.ids for e in self.tok.encode_batch(list(texts), add_special_tokens=False)]
+
+    def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
+        return self.tok.decode_batch([list(ids) for ids in batch], skip_special_tokens=False)
 
     def encode_text(self, text: str) -> list[int]:
         # Tokens may be added to `tok` after wrapping (datagen.synth.build adds the atomic prompt): rebuild then.
@@ -81,8 +92,6 @@ class _SPBackend:
     """sentencepiece .model; control pieces written in the text (e.g. "</s>") are kept whole."""
 
     def __init__(self, path: str):
-        import sentencepiece
-
         self.path = path
         self.sp = sentencepiece.SentencePieceProcessor(model_file=path)
         n = self.sp.get_piece_size()
@@ -101,6 +110,12 @@ class _SPBackend:
             elif part:
                 out.extend(self.sp.encode(part))
         return out
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [self.encode(t) for t in texts]
+
+    def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
+        return [self.decode(ids, False) for ids in batch]
 
     def encode_text(self, text: str) -> list[int]:
         return list(self.sp.encode(text))  # control pieces are never produced from text
@@ -160,7 +175,6 @@ class Tokenizer:
         self.eos_id = self._resolve(eos, "eos")
         self.bos_id = self._resolve(bos, "bos")
         pad_id = self._resolve(pad, "pad")
-        self.pad_id = pad_id if pad_id is not None else self.eos_id
         ids = [self.eos_id] if self.eos_id is not None else []
         ids += [self._resolve(e, "eos") for e in extra_eos]
         specials = backend.special_tokens()
@@ -168,7 +182,11 @@ class Tokenizer:
         self.eos_ids: tuple[int, ...] = tuple(dict.fromkeys(i for i in ids if i is not None))
         if self.eos_id is None and self.eos_ids:
             self.eos_id = self.eos_ids[0]
-            self.pad_id = self.pad_id if self.pad_id is not None else self.eos_id
+        # Padding fills positions that attention and the loss mask out, so its id only has to be in
+        # the vocabulary: the declared pad token, else EOS, else id 0. pad_token_id is the declared
+        # one (None when there is none: saved files then name no pad_token).
+        self.pad_token_id = pad_id if pad_id is not None else self.eos_id
+        self.pad_id: int = self.pad_token_id if self.pad_token_id is not None else 0
 
     def _resolve(self, tok: int | str | None, what: str) -> int | None:
         if tok is None:
@@ -187,9 +205,10 @@ class Tokenizer:
     @classmethod
     def from_tokenizers(cls, tok: tokenizers.Tokenizer, *, chat_template: str | None = None,
                         eos: int | str | None = None, pad: int | str | None = None, bos: int | str | None = None,
-                        extra_eos: Iterable[int | str] = ()) -> Tokenizer:
-        """Wrap a `tokenizers.Tokenizer` (e.g. a BPE the project trained)."""
-        return cls(_HFBackend(tok), chat_template=chat_template, eos=eos, pad=pad, bos=bos, extra_eos=extra_eos)
+                        extra_eos: Iterable[int | str] = (), source: str = "<memory>") -> Tokenizer:
+        """Wrap a `tokenizers.Tokenizer` (a BPE the project trained, one rebuilt from GGUF metadata)."""
+        return cls(_HFBackend(tok), chat_template=chat_template, eos=eos, pad=pad, bos=bos, extra_eos=extra_eos,
+                   source=source)
 
     @classmethod
     def from_sentencepiece(cls, path: str, *, chat_template: str | None = None) -> Tokenizer:
@@ -204,11 +223,9 @@ class Tokenizer:
 
     @classmethod
     def from_pretrained(cls, path: str) -> Tokenizer:
-        """An HF folder (tokenizer.json or tokenizer.model), a .gguf file, or a .model / tokenizer.json file."""
+        """An HF folder (tokenizer.json or tokenizer.model), or a .model / tokenizer.json file."""
         if path.endswith(".gguf"):
-            from egrpo_jax.models.gguf_tokenizer import tokenizer_from_gguf
-
-            return tokenizer_from_gguf(path)
+            raise ValueError(f"{path}: a GGUF file; read it with models.tokenizer_io.load_tokenizer")
         if os.path.isfile(path):
             if path.endswith(".model"):
                 return cls.from_sentencepiece(path)
@@ -268,6 +285,10 @@ class Tokenizer:
         """Token ids of `text`; special tokens written in the text map to their ids; nothing is added."""
         return self._b.encode(text)
 
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """encode() of each text (one parallel call for tokenizer.json tokenizers)."""
+        return self._b.encode_batch(texts)
+
     def encode_text(self, text: str) -> list[int]:
         """Token ids of `text` as plain data: the text of a special or added token (`<|im_end|>`, an
         atomic tag) is encoded as ordinary text, so no id of `control_tokens()` ever comes out.
@@ -292,6 +313,10 @@ class Tokenizer:
     def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = False) -> str:
         return self._b.decode([int(i) for i in ids], skip_special_tokens)
 
+    def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
+        """decode() of each id list, special tokens kept (one parallel call for tokenizer.json tokenizers)."""
+        return self._b.decode_batch([[int(i) for i in ids] for ids in batch])
+
     def token_to_id(self, token: str) -> int | None:
         return self._b.token_to_id(token)
 
@@ -309,10 +334,9 @@ class Tokenizer:
         message, then "<|im_start|>assistant\\n" when `add_generation_prompt`. Extra kwargs (tools,
         enable_thinking, ...) are passed to the template.
         """
-        from egrpo_jax.models.chat_template import render
-
         tok = {k: (self.id_to_token(v) if v is not None else None)
-               for k, v in (("bos_token", self.bos_id), ("eos_token", self.eos_id), ("pad_token", self.pad_id))}
+               for k, v in (("bos_token", self.bos_id), ("eos_token", self.eos_id),
+                            ("pad_token", self.pad_token_id))}
         return render(self.chat_template or CHATML_TEMPLATE, messages, add_generation_prompt=add_generation_prompt,
                       **tok, **kwargs)
 
@@ -320,7 +344,7 @@ class Tokenizer:
         """Write HF tokenizer files (tokenizer.json or tokenizer.model, tokenizer_config.json, chat_template.jinja)."""
         os.makedirs(out_dir, exist_ok=True)
         cfg = self._b.save(out_dir)
-        for key, i in (("eos_token", self.eos_id), ("pad_token", self.pad_id), ("bos_token", self.bos_id)):
+        for key, i in (("eos_token", self.eos_id), ("pad_token", self.pad_token_id), ("bos_token", self.bos_id)):
             cfg[key] = self.id_to_token(i) if i is not None else None
         cfg.update(add_bos_token=False, add_eos_token=False, clean_up_tokenization_spaces=False)
         with open(os.path.join(out_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:

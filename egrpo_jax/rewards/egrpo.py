@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from egrpo_jax.config import ALPHA_SCHEDULES
 from egrpo_jax.rewards.answer import Judge, answer_correct
 from egrpo_jax.rewards.entities import match_rate
 
-ALPHA_SCHEDULES = ("constant", "linear")
 
 
 def egrpo_rewards(

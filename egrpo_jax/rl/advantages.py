@@ -18,7 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-ADVANTAGE_NORMS = ("group_std", "batch_std", "none")
+from egrpo_jax.config import ADVANTAGE_NORMS
+
 
 
 def _groups(rewards, group_size: int) -> np.ndarray:
@@ -51,6 +52,7 @@ def _none(g: np.ndarray, eps: float, tol: float) -> np.ndarray:
 _ESTIMATORS: dict[str, Callable[[np.ndarray, float, float], np.ndarray]] = {
     "group_std": _group_std, "batch_std": _batch_std, "none": _none,
 }
+assert tuple(_ESTIMATORS) == ADVANTAGE_NORMS, "config.ADVANTAGE_NORMS names the estimators above"
 
 
 def group_advantages(rewards, group_size: int, norm: str = "group_std", eps: float = 1e-6,

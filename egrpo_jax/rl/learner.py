@@ -19,14 +19,12 @@ import optax
 from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from egrpo_jax.config import OPTIMIZERS, SCHEDULES
 from egrpo_jax.mesh import named_sharding
 from egrpo_jax.rl.batch import TrainBatch
 from egrpo_jax.rl.logprobs import token_logprobs, trained_window
 from egrpo_jax.rl.loss import policy_loss_terms, sft_loss_terms, token_weights
 from egrpo_jax.sampling.api import SamplingParams
-
-SCHEDULES = ("cosine", "constant")
-OPTIMIZERS = ("adamw", "sgd")
 
 
 @struct.dataclass
@@ -255,10 +253,3 @@ def summarize(m: dict) -> dict[str, float]:
         if k in m:
             out[k] = float(m[k]) / n
     return out
-
-
-def new_train_state(model: nnx.Module, tx: optax.GradientTransformation) -> TrainState:
-    """A fresh train state (used to build the restore target of a checkpoint)."""
-    _, params, _ = nnx.split(model, nnx.Param, ...)
-    return TrainState(params, jax.jit(tx.init)(params), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
-

@@ -15,15 +15,27 @@ A step with no signal (no trained token with a non-zero advantage) makes no upda
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
+import jax
 import numpy as np
 
+from egrpo_jax.agent.loop import run_rollouts
 from egrpo_jax.agent.trajectory import OVERLENGTH, Trajectory
+from egrpo_jax.assembly import agent_config, build_engine, build_mesh, build_policy, build_tools, sampling_params
+from egrpo_jax.data.io import load_questions
+from egrpo_jax.data.pipeline import QuestionStream
 from egrpo_jax.rewards.egrpo import GroupScore, alpha_schedule, score_group
 from egrpo_jax.rl.advantages import group_advantages, informative_groups
+from egrpo_jax.rl.batch import pack_trajectories
+from egrpo_jax.rl.learner import Learner
+from egrpo_jax.rl.run import open_checkpoints, run_steps
+from egrpo_jax.rl.setup import loss_settings, optim_settings
+from egrpo_jax.tools.health import FailureWatch, check_search
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -65,30 +77,19 @@ class RLTrainer:
     """One object per run; `step(questions, step)` does rollouts + update and returns StepResult."""
 
     def __init__(self, cfg, model, tokenizer, tools, mesh, *, engine=None):
-        from egrpo_jax.agent.template import stop_table
-        from egrpo_jax.config import agent_config, sampling_params
-        from egrpo_jax.rl.learner import Learner
-        from egrpo_jax.rl.setup import loss_settings, optim_settings
-
         self.cfg, self.model, self.tokenizer, self.tools, self.mesh = cfg, model, tokenizer, tools, mesh
         self.group = cfg.rl.group_size
         self.agent_cfg = agent_config(cfg)
         self.learner = Learner(model, mesh, optim_settings(cfg), loss_settings(cfg, "rl"),
                                microbatches=cfg.optim.microbatches)
         self.alpha = alpha_schedule(cfg.rl.alpha_schedule, cfg.rl.alpha, cfg.rl.alpha_final, cfg.rl.alpha_decay_steps)
-        self.pad_id = int(getattr(tokenizer, "pad_id", 0) or 0)
-        if engine is None:
-            from egrpo_jax.sampling.engine import Engine
-
-            engine = Engine(model, num_rows=cfg.data.batch_size * self.group, max_len=cfg.agent.max_total_tokens,
-                            sampling=sampling_params(cfg), stops=stop_table(tokenizer, model.cfg.vocab_size),
-                            eos_ids=list(getattr(tokenizer, "eos_ids", ())), mesh=mesh, pad_id=self.pad_id)
-        self.engine = engine
+        self.pad_id = int(tokenizer.pad_id)
+        self.engine = engine or build_engine(model, tokenizer, num_rows=cfg.data.batch_size * self.group,
+                                             max_len=cfg.agent.max_total_tokens, sampling=sampling_params(cfg),
+                                             mesh=mesh)
         self.empty_steps = 0
 
     def _rollout_round(self, questions: Sequence, step: int, seed: int):
-        from egrpo_jax.agent.loop import run_rollouts
-
         cfg, G = self.cfg, self.group
         trajs, agent_m = run_rollouts(self.engine, self.tokenizer, questions, self.tools,
                                       dataclasses.replace(self.agent_cfg, seed=seed))
@@ -146,8 +147,6 @@ class RLTrainer:
             "time/rollout_s": t_roll,
         })
         t1 = time.perf_counter()
-        from egrpo_jax.rl.batch import pack_trajectories
-
         batch = pack_trajectories(trajs, adv, include, row_multiple=self.learner.row_multiple(), pad_id=self.pad_id)
         if _has_signal(batch, cfg.rl.beta):
             train_m = self.learner.train_step(batch, cfg.rl.aggregation, float(cfg.rl.dr_grpo_norm or 1))
@@ -179,69 +178,69 @@ def _has_signal(batch, beta: float) -> bool:
 
 
 def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh=None, engine=None) -> dict[str, float]:
-    """The `egrpo train` loop. Pieces may be injected (tests); the rest is built from `cfg`."""
-    import jax
-
-    from egrpo_jax import config as C
-    from egrpo_jax.checkpoint import Checkpointer, rng_from_meta
-    from egrpo_jax.data.pipeline import QuestionStream
-    from egrpo_jax.metrics_log import MetricsLogger
-    from egrpo_jax.rl.setup import build_mesh, build_policy
-
-    ckpt = Checkpointer(cfg.checkpoint.dir, every=cfg.checkpoint.every, keep=cfg.checkpoint.keep) \
-        if cfg.checkpoint.dir else None
-    if ckpt is not None and ckpt.latest_step() is not None and not cfg.checkpoint.resume:
-        raise C.ConfigError(f"checkpoint.dir {cfg.checkpoint.dir} already holds step {ckpt.latest_step()}; "
-                            "pass --resume to continue it or choose another checkpoint.dir")
-    mesh = mesh or build_mesh(cfg)
-    if model is None:
-        model, tok = build_policy(cfg, mesh)
-        tokenizer = tokenizer or tok
-    if records is None:
-        from egrpo_jax.data.io import load_questions
-
-        records = load_questions(cfg.data.questions)
+    """The `egrpo train` loop. Pieces may be injected (tests, the demo pipeline); the rest is built
+    from `cfg` (assembly). Returns the last step's metrics plus train/zero_variance_steps."""
+    ckpt = open_checkpoints(cfg)
     own_tools = tools is None
-    if own_tools:
-        from egrpo_jax.tools.registry import ToolSet, open_backend
-
-        tools = ToolSet(open_backend(C.search_spec(cfg)), C.tool_config(cfg), tokenizer=tokenizer)
-    from egrpo_jax.tools.health import FailureWatch, check_search
-
-    check_search(tools, close=own_tools)  # one query: a dead backend fails the run now, in one line
-    watch = FailureWatch.from_config(cfg)
-    trainer = RLTrainer(cfg, model, tokenizer, tools, mesh, engine=engine)
-    stream = QuestionStream(records, cfg.data.batch_size, seed=cfg.data.seed)
-    rng = jax.random.key(cfg.train.seed)
-    start = 0
-    if ckpt is not None and ckpt.latest_step() is not None:
-        state, meta = ckpt.restore(trainer.learner.state)
-        trainer.learner.set_state(state)
-        stream.set_state(meta["data"])
-        saved = rng_from_meta(meta)
-        rng = rng if saved is None else saved
-        start = int(meta["step"])
-    log = MetricsLogger(cfg.logging.dir, every=cfg.logging.every, total=cfg.train.steps, initial=start,
-                        progress=cfg.logging.progress, desc="train",
-                        keys=("reward/mean", "accuracy", "entity_match/all", "tool_calls/per_rollout", "loss",
-                              "agent/tool_calls/failed"))
-    last: dict[str, Any] = {}
     try:
-        for step in range(start + 1, cfg.train.steps + 1):
-            questions = next(stream)
-            rng, sub = jax.random.split(rng)
-            seed = int(jax.random.randint(sub, (), 0, 2**31 - 1))
-            t0 = time.perf_counter()
-            res = trainer.step(questions, step, seed, more=lambda: next(stream))
-            last = dict(res.metrics, **{"time/step_s": time.perf_counter() - t0})
-            log.log(step, last)
-            watch.update(step, last)  # warns; raises SearchOutage after too many failing steps in a row
-            if ckpt is not None and (ckpt.should_save(step) or step == cfg.train.steps):
-                ckpt.save(step, trainer.learner.state, rng=rng, data_state=stream.get_state())
-    finally:
-        log.close()
+        mesh = mesh or build_mesh(cfg)
+        if model is None:
+            model, tok = build_policy(cfg, mesh, init_from=cfg.checkpoint.init_from)
+            tokenizer = tokenizer or tok
+        records = load_questions(cfg.data.questions) if records is None else records
+        if own_tools:
+            tools = build_tools(cfg, tokenizer)
+        check_search(tools)  # one query: a dead backend fails the run now, in one line
+        trainer = RLTrainer(cfg, model, tokenizer, tools, mesh, engine=engine)
+    except BaseException:
         if ckpt is not None:
             ckpt.close()
+        if own_tools and tools is not None:
+            tools.close()
+        raise
+    stream = QuestionStream(records, cfg.data.batch_size, seed=cfg.data.seed)
+    watch = FailureWatch.from_config(cfg)
+    flat = ZeroVarianceWatch()
+
+    def step(n: int, rng) -> dict[str, float]:
+        questions = next(stream)
+        seed = int(jax.random.randint(rng, (), 0, 2**31 - 1))
+        t0 = time.perf_counter()
+        res = trainer.step(questions, n, seed, more=lambda: next(stream))
+        return dict(res.metrics, **{"time/step_s": time.perf_counter() - t0})
+
+    def after(n: int, metrics: dict[str, float]) -> None:
+        watch.update(n, metrics)  # warns; raises SearchOutage after too many failing steps in a row
+        flat.update(metrics)
+
+    try:
+        last = run_steps(cfg, ckpt, trainer.learner, stream, step, policy=(model, tokenizer),
+                         log_dir=cfg.logging.dir, desc="train", after_step=after, shown=PROGRESS)
+    finally:
         if own_tools:
             tools.close()
-    return last
+    flat.report()
+    return dict(last, **{"train/zero_variance_steps": float(flat.flat)}) if last else last
+
+
+# The progress bar's fields: label -> metric key.
+PROGRESS = {"reward": "reward/mean", "acc": "accuracy", "entity_match": "entity_match/all",
+            "tool_calls": "tool_calls/per_rollout", "loss": "loss", "failed_calls": "agent/tool_calls/failed"}
+
+
+class ZeroVarianceWatch:
+    """Counts steps on which no group had two different rewards (GRPO's advantage is then 0 for every
+    rollout: no update); a run where that held on every step says so, since it learned nothing."""
+
+    def __init__(self) -> None:
+        self.steps = self.flat = 0
+
+    def update(self, metrics: dict[str, float]) -> None:
+        self.steps += 1
+        self.flat += int(metrics.get("groups/informative", 0.0) == 0.0)
+
+    def report(self) -> None:
+        if self.steps and self.flat == self.steps:
+            log.warning("train: all %d steps had zero reward variance (every rollout of every group scored "
+                        "the same), so no step updated the policy; see errors/format and errors/overlength in "
+                        "the metrics, and train a stronger SFT start first", self.steps)

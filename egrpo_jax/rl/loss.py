@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-AGGREGATIONS = ("seq_mean", "token_mean", "dr_grpo")
+from egrpo_jax.config import AGGREGATIONS
 
 
 def token_weights(mask: jnp.ndarray, aggregation: str, dr_grpo_norm: float = 1.0) -> jnp.ndarray:

@@ -7,19 +7,28 @@ are encoded on their own, tool segments as the loop encodes a tool response; mas
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
 
 import numpy as np
 
+from egrpo_jax.agent.host_text import encode_prompt, encode_tool_responses
+from egrpo_jax.agent.template import encode, tool_response_body
+from egrpo_jax.assembly import build_mesh, build_policy
+from egrpo_jax.data.io import DataError, iter_objects
+from egrpo_jax.rl.batch import pack_sequences
+from egrpo_jax.rl.learner import Learner
+from egrpo_jax.rl.run import open_checkpoints, run_steps
+from egrpo_jax.rl.setup import loss_settings, optim_settings
+
+log = logging.getLogger(__name__)
 ROLES = ("model", "tool")
 
 
 def check_demo(where: str, d: dict[str, Any]) -> None:
     """Field types of one demo line (DataError naming file:line and the field)."""
-    from egrpo_jax.data.io import DataError
-
     q = d.get("question")
     if not isinstance(q, str) or not q.strip():
         got = "missing" if "question" not in d else f"{type(q).__name__} {repr(q)[:30]}"
@@ -36,10 +45,6 @@ def check_demo(where: str, d: dict[str, Any]) -> None:
 
 
 def tokenize_demo(demo: dict[str, Any], tokenizer, *, prompt_style: str = "full", where: str = "demo") -> tuple[list[int], list[int]]:
-    from egrpo_jax.agent.host_text import encode_prompt, encode_tool_responses
-    from egrpo_jax.agent.template import encode, tool_response_body
-    from egrpo_jax.data.io import DataError
-
     check_demo(where, demo)
     prompt = encode_prompt(tokenizer, demo["question"], style=prompt_style)
     tokens, mask = list(prompt), [0] * len(prompt)
@@ -59,18 +64,18 @@ def tokenize_demo(demo: dict[str, Any], tokenizer, *, prompt_style: str = "full"
 
 def load_demos(path: str, tokenizer, *, prompt_style: str = "full", correct_only: bool = True,
                max_len: int | None = None) -> tuple[list[tuple[list[int], list[int]]], dict[str, int]]:
-    """Read the demo JSONL; returns the tokenised demos and counts (kept, wrong_skipped, truncated)."""
-    from egrpo_jax.data.io import DataError, iter_objects
-
+    """Read the demo JSONL; returns the tokenised demos and counts (kept, wrong_skipped, truncated,
+    longest: the longest demo's tokens before any cut)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"data.demos {path}: file not found")
-    out, stats = [], {"kept": 0, "wrong_skipped": 0, "truncated": 0}
+    out, stats = [], {"kept": 0, "wrong_skipped": 0, "truncated": 0, "longest": 0}
     for where, d in iter_objects(path):
         check_demo(where, d)
         if correct_only and d.get("correct") is False:
             stats["wrong_skipped"] += 1
             continue
         toks, mask = tokenize_demo(d, tokenizer, prompt_style=prompt_style, where=where)
+        stats["longest"] = max(stats["longest"], len(toks))
         if max_len and len(toks) > max_len:
             stats["truncated"] += 1
             toks, mask = toks[:max_len], mask[:max_len]
@@ -116,64 +121,46 @@ class DemoStream:
 
 def run_sft(cfg) -> dict[str, float]:
     """The `egrpo sft` loop; resumes from checkpoint.dir when checkpoint.resume is set."""
-    import jax
-
-    from egrpo_jax import config as C
-    from egrpo_jax.checkpoint import Checkpointer, rng_from_meta
-    from egrpo_jax.metrics_log import MetricsLogger
-    from egrpo_jax.rl.batch import pack_sequences
-    from egrpo_jax.rl.learner import Learner
-    from egrpo_jax.rl.setup import build_mesh, build_policy, loss_settings, optim_settings
-
-    ckpt = Checkpointer(cfg.checkpoint.dir, every=cfg.checkpoint.every, keep=cfg.checkpoint.keep) \
-        if cfg.checkpoint.dir else None
-    if ckpt is not None and ckpt.latest_step() is not None and not cfg.checkpoint.resume:
-        raise C.ConfigError(f"checkpoint.dir {cfg.checkpoint.dir} already holds step {ckpt.latest_step()}; "
-                            "pass --resume to continue it or choose another checkpoint.dir")
-    from egrpo_jax.data.io import iter_objects
-
-    if not os.path.isfile(cfg.data.demos):
-        raise FileNotFoundError(f"data.demos {cfg.data.demos}: file not found")
-    for where, d in iter_objects(cfg.data.demos):  # types first: before a (possibly large) model loads
-        check_demo(where, d)
-    mesh = build_mesh(cfg)
-    model, tok = build_policy(cfg, mesh)
-    demos, stats = load_demos(cfg.data.demos, tok, prompt_style=cfg.agent.prompt_style,
-                              correct_only=cfg.data.correct_demos_only, max_len=cfg.train.max_seq_len)
-    learner = Learner(model, mesh, optim_settings(cfg), loss_settings(cfg, "sft"),
-                      microbatches=cfg.optim.microbatches)
-    stream = DemoStream(len(demos), cfg.data.batch_size, cfg.data.seed)
-    rng = jax.random.key(cfg.train.seed)
-    start = 0
-    if ckpt is not None and cfg.checkpoint.resume and ckpt.latest_step() is not None:
-        state, meta = ckpt.restore(learner.state)
-        learner.set_state(state)
-        stream.set_state(meta["data"])
-        saved_rng = rng_from_meta(meta)
-        rng = rng if saved_rng is None else saved_rng
-        start = int(meta["step"])
-    # SFT logs into <logging.dir>/sft: a config shared with `egrpo train` keeps the two runs apart
-    log = MetricsLogger(os.path.join(cfg.logging.dir, "sft") if cfg.logging.dir else "", every=cfg.logging.every,
-                        total=cfg.train.steps, initial=start,
-                        progress=cfg.logging.progress, keys=("loss", "tokens_per_s"), desc="sft")
-    last: dict[str, float] = {}
+    ckpt = open_checkpoints(cfg)
     try:
-        for step in range(start + 1, cfg.train.steps + 1):
-            idx = next(stream)
-            batch = pack_sequences([demos[i][0] for i in idx], [demos[i][1] for i in idx],
-                                   row_multiple=learner.row_multiple(), max_len=cfg.train.max_seq_len)
-            t0 = time.perf_counter()
-            m = learner.train_step(batch)
-            dt = time.perf_counter() - t0
-            rng, _ = jax.random.split(rng)  # carried for parity with RL runs (sampling seeds)
-            last = dict(m, step_s=dt, tokens_per_s=float(batch.tokens.size) / max(dt, 1e-9),
-                        **{"data/batch_hash": float(sum((i + 1) * 7919 ** k for k, i in enumerate(idx)) % 1_000_003)},
-                        shapes_compiled=float(len(learner.compiled_shapes)))
-            log.log(step, last)
-            if ckpt is not None and (ckpt.should_save(step) or step == cfg.train.steps):
-                ckpt.save(step, learner.state, rng=rng, data_state=stream.get_state())
-    finally:
-        log.close()
+        if not os.path.isfile(cfg.data.demos):
+            raise FileNotFoundError(f"data.demos {cfg.data.demos}: file not found")
+        for where, d in iter_objects(cfg.data.demos):  # types first: before a (possibly large) model loads
+            check_demo(where, d)
+        mesh = build_mesh(cfg)
+        model, tok = build_policy(cfg, mesh)
+        demos, stats = load_demos(cfg.data.demos, tok, prompt_style=cfg.agent.prompt_style,
+                                  correct_only=cfg.data.correct_demos_only, max_len=cfg.train.max_seq_len)
+    except BaseException:
         if ckpt is not None:
             ckpt.close()
+        raise
+    report_demos(cfg, stats)
+    learner = Learner(model, mesh, optim_settings(cfg), loss_settings(cfg, "sft"), microbatches=cfg.optim.microbatches)
+    stream = DemoStream(len(demos), cfg.data.batch_size, cfg.data.seed)
+
+    def step(_step: int, _rng) -> dict[str, float]:
+        idx = next(stream)
+        batch = pack_sequences([demos[i][0] for i in idx], [demos[i][1] for i in idx],
+                               row_multiple=learner.row_multiple(), max_len=cfg.train.max_seq_len)
+        t0 = time.perf_counter()
+        m = learner.train_step(batch)
+        dt = time.perf_counter() - t0
+        return dict(m, step_s=dt, tokens_per_s=float(batch.tokens.size) / max(dt, 1e-9),
+                    **{"data/batch_hash": float(sum((i + 1) * 7919 ** k for k, i in enumerate(idx)) % 1_000_003)},
+                    shapes_compiled=float(len(learner.compiled_shapes)))
+
+    # SFT logs into <logging.dir>/sft: a config shared with `egrpo train` keeps the two runs apart
+    last = run_steps(cfg, ckpt, learner, stream, step, policy=(model, tok),
+                     log_dir=os.path.join(cfg.logging.dir, "sft") if cfg.logging.dir else "", desc="sft",
+                     shown={"loss": "loss", "tokens/s": "tokens_per_s"})
     return dict(last, **{f"demos/{k}": float(v) for k, v in stats.items()})
+
+
+def report_demos(cfg, stats: dict[str, int]) -> None:
+    """Before the first step, loudly: how many demos are cut to train.max_seq_len (a cut demo loses its
+    end, usually the answer, so the policy never sees a rollout finish)."""
+    if stats["truncated"]:
+        log.warning("sft: %d of %d demos are longer than train.max_seq_len = %d tokens and are cut to it (longest "
+                    "%d tokens): raise train.max_seq_len or shorten the demos (fewer hops, smaller search.topk)",
+                    stats["truncated"], stats["kept"], cfg.train.max_seq_len, stats["longest"])

@@ -30,6 +30,7 @@ from egrpo_jax.models.kv_cache import KVCache, cache_sharding, init_cache
 from egrpo_jax.sampling import sampling as smp
 from egrpo_jax.sampling.api import BUDGET, EOS, LENGTH, STOP, SamplingParams, Segment
 from egrpo_jax.sampling.stops import StopTable
+from egrpo_jax.tokenizer_api import TokenizerLike
 
 # Compiled executables, keyed by (model config, bucket key, argument signature).
 _EXECUTABLES: dict[tuple, object] = {}
@@ -144,6 +145,18 @@ class Engine:
         self._used: set[tuple] = set()
         self.compile_count = 0  # compilations this engine caused (executables are shared)
         self.compile_seconds = 0.0
+
+    @classmethod
+    def for_tokenizer(cls, model, tokenizer: TokenizerLike, *, num_rows: int, max_len: int,
+                      sampling: SamplingParams | None = None, stops: Sequence[str] | StopTable = (),
+                      **kw) -> Engine:
+        """The engine for a tokenizer: its EOS ids end a row, its pad id fills idle slots, and `stops`
+        (strings, matched on the decoded text of its tokens, or a StopTable) end a segment. Every
+        engine of the stack is built here (assembly.build_engine for runs, generate() for one-shot)."""
+        table = stops if isinstance(stops, StopTable) else StopTable.for_tokenizer(
+            list(stops), tokenizer, model.cfg.vocab_size)
+        return cls(model, num_rows=num_rows, max_len=max_len, sampling=sampling, stops=table,
+                   eos_ids=tokenizer.eos_ids, pad_id=tokenizer.pad_id, **kw)
 
     # ------------------------------------------------------------------ public API
     def compile_keys(self) -> list[tuple]:

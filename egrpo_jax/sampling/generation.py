@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from egrpo_jax.sampling.api import SamplingParams
 from egrpo_jax.sampling.engine import Engine
-from egrpo_jax.sampling.stops import StopTable, token_texts
+from egrpo_jax.sampling.stops import StopTable
+from egrpo_jax.tokenizer_api import TokenizerLike
 
 
 @dataclasses.dataclass
@@ -21,7 +22,7 @@ class Generation:
 
 def generate(
     model,
-    tokenizer,
+    tokenizer: TokenizerLike,
     prompts: Sequence[str | Sequence[int]],
     *,
     max_new_tokens: int,
@@ -47,20 +48,11 @@ def generate(
     texts = [s for s in stop if isinstance(s, str)]
     if texts and len(texts) != len(stop):
         raise TypeError("generate: stop must be all strings or all token-id sequences")
-    stops = StopTable.from_strings(texts, token_texts(tokenizer, model.cfg.vocab_size), model.cfg.vocab_size) \
-        if texts else StopTable.from_ids([list(s) for s in stop], model.cfg.vocab_size)
-    eos = getattr(tokenizer, "eos_ids", None)
-    if eos is None:
-        eos = [tokenizer.eos_token_id] if getattr(tokenizer, "eos_token_id", None) is not None else []
-    engine = Engine(
-        model,
-        num_rows=len(ids),
-        max_len=max(len(p) for p in ids) + max_new_tokens,
-        sampling=SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k),
-        stops=stops,
-        eos_ids=list(eos),
+    stops = texts if texts else StopTable.from_ids([list(s) for s in stop], model.cfg.vocab_size)
+    engine = Engine.for_tokenizer(
+        model, tokenizer, num_rows=len(ids), max_len=max(len(p) for p in ids) + max_new_tokens,
+        sampling=SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k), stops=stops,
         cache_dtype=cache_dtype,
-        pad_id=int(getattr(tokenizer, "pad_id", 0) or 0),
     )
     engine.start(ids, seed=seed)
     segments = engine.decode_segment(max_new_tokens)

@@ -14,9 +14,10 @@ Id-sequence stops (tests, tokenizer-free use) are the same automaton over token 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Any
 
 import numpy as np
+
+from egrpo_jax.tokenizer_api import TokenizerLike
 
 
 def _automaton(patterns: Sequence[Sequence[Hashable]]):
@@ -120,6 +121,11 @@ class StopTable:
                 table[s0, t] = s if res is None else res
         return cls(table, len(strings))
 
+    @classmethod
+    def for_tokenizer(cls, strings: Sequence[str], tokenizer: TokenizerLike, vocab_size: int) -> StopTable:
+        """Stop strings matched on the decoded text of `tokenizer`'s tokens, over a model vocabulary."""
+        return cls.from_strings(strings, token_texts(tokenizer, vocab_size), vocab_size)
+
     def scan(self, ids: Sequence[int]) -> tuple[int, int]:
         """(position of the token that completes a stop, stop index), or (-1, -1): the reference
         for what the engine's loop does with the same table."""
@@ -131,21 +137,17 @@ class StopTable:
         return -1, -1
 
 
-def token_texts(tokenizer: Any, vocab_size: int) -> list[str]:
+def token_texts(tokenizer: TokenizerLike, vocab_size: int) -> list[str]:
     """The decoded text of every id below min(vocab_size, tokenizer's vocabulary), in context.
 
     Each token is decoded after a fixed one-token prefix and the prefix's text removed, so decoders
     that drop a leading space on the first token (SentencePiece) give the text it adds mid-sequence.
     """
-    n = min(int(vocab_size), int(getattr(tokenizer, "vocab_size", vocab_size)))
+    n = min(int(vocab_size), int(tokenizer.vocab_size))
     decode = tokenizer.decode
     prefix = list(tokenizer.encode("a"))
-    lead = decode(prefix) if len(prefix) == 1 else None
-    batch = getattr(getattr(tokenizer, "backend", None), "decode_batch", None)
-    if lead is not None and batch is not None:
-        pairs = batch([prefix + [i] for i in range(n)], skip_special_tokens=False)
-    else:
-        pairs = [decode(prefix + [i]) if lead is not None else decode([i]) for i in range(n)]
-    if lead is None:
-        return list(pairs)
+    if len(prefix) != 1:  # no one-token prefix to decode after: each id on its own
+        return tokenizer.decode_batch([[i] for i in range(n)])
+    lead = decode(prefix)
+    pairs = tokenizer.decode_batch([prefix + [i] for i in range(n)])
     return [p[len(lead):] if p.startswith(lead) else decode([i]) for i, p in enumerate(pairs)]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from egrpo_jax.tokenizer_api import PlainTokenizer
 from egrpo_jax.sampling.api import BUDGET, EOS, LENGTH, STOP, Segment
 
 
@@ -116,10 +117,11 @@ ACTION_ANSWER_TEXT = "<think>found it</think><answer>Paris</answer>"
 ACTION_CALL, ACTION_ANSWER = 1, 2
 
 
-class ActionTokenizer:
-    """0 = EOS, 1 = a whole search call, 2 = a whole answer, 3 + b = byte b."""
+class ActionTokenizer(PlainTokenizer):
+    """0 = EOS (and padding), 1 = a whole search call, 2 = a whole answer, 3 + b = byte b."""
 
     eos_ids = (0,)
+    pad_id = 0
     vocab_size = 259
     _actions = ((ACTION_CALL, ACTION_CALL_TEXT), (ACTION_ANSWER, ACTION_ANSWER_TEXT))
 

@@ -8,11 +8,14 @@ Index folder layout (see tools/index_folder.py for what all kinds share):
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Sequence
 
+import bm25s
 import numpy as np
+import Stemmer
 
 from egrpo_jax.data.io import load_corpus
 from egrpo_jax.data.schema import Document
@@ -20,11 +23,14 @@ from egrpo_jax.tools.base import Hit
 from egrpo_jax.tools.index_folder import DocStore, read_meta, write_meta
 
 
+# bm25s sets its own logger to DEBUG: once any handler exists on the root logger (absl, orbax),
+# every index build would print "DEBUG:bm25s:Building index from IDs objects".
+logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+
 def _stemmer(language: str | None):
     if not language:
         return None
-    import Stemmer
-
     return Stemmer.Stemmer(language)
 
 
@@ -51,8 +57,6 @@ class Bm25Index:
         k1: float = 1.5,
         b: float = 0.75,
     ) -> Bm25Index:
-        import bm25s
-
         docs = list(docs)
         if not docs:
             raise ValueError("cannot build a BM25 index over an empty corpus")
@@ -75,8 +79,6 @@ class Bm25Index:
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike) -> Bm25Index:
-        import bm25s
-
         meta = read_meta(index_dir, "bm25")
         retriever = bm25s.BM25.load(os.path.join(index_dir, "bm25"), show_progress=False)
         docs = DocStore.load(index_dir, meta).docs
@@ -84,8 +86,6 @@ class Bm25Index:
 
     # ---- SearchBackend -----------------------------------------------------------------------
     def _query_tokens(self, queries: list[str]) -> list[list[str]]:
-        import bm25s
-
         with self._lock:
             return bm25s.tokenize(
                 queries, stopwords=self.stopwords, stemmer=self._stem, return_ids=False, show_progress=False

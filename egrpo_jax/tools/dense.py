@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from egrpo_jax.data.schema import Document
+from egrpo_jax.models.sentence_encoder import SentenceEncoder
 from egrpo_jax.tools.base import Hit
 from egrpo_jax.tools.index_folder import DocStore, meta_path, read_meta, write_meta
 
@@ -31,6 +32,7 @@ DENSE_HINT = "pip install 'egrpo-jax[dense]'"
 
 
 def _faiss():
+    # faiss is the optional [dense] extra: imported on first use, so a missing one is a clear line
     try:
         import faiss
     except ImportError:
@@ -145,8 +147,6 @@ def encoder_meta(encoder) -> dict[str, Any]:
 def matching_encoder(source: str, meta: dict[str, Any], encoder: Any = None):
     """The encoder an index was built with: loaded from meta.json's folder (or `encoder`, a folder or
     a SentenceEncoder), and checked to be the same model with the same settings."""
-    from egrpo_jax.models.sentence_encoder import SentenceEncoder
-
     want = meta["encoder"]
     if encoder is None or isinstance(encoder, (str, os.PathLike)):
         path = str(encoder or want["path"])

@@ -18,6 +18,8 @@ from typing import Any
 
 from egrpo_jax.data.schema import Document
 from egrpo_jax.tools.base import Hit, SearchBackend
+from egrpo_jax.tools.bm25 import Bm25Index
+from egrpo_jax.tools.dense import DenseIndex
 from egrpo_jax.tools.index_folder import read_meta, write_meta
 
 
@@ -43,9 +45,6 @@ class HybridIndex:
     @classmethod
     def build(cls, docs: Sequence[Document], encoder, *, rrf_k: int = 60, depth: int = 50,
               dense_settings=None, progress: bool = False, **bm25_kw: Any) -> HybridIndex:
-        from egrpo_jax.tools.bm25 import Bm25Index
-        from egrpo_jax.tools.dense import DenseIndex
-
         docs = list(docs)
         sparse = Bm25Index.build(docs, **bm25_kw)
         return cls(sparse, DenseIndex.build(docs, encoder, dense_settings, progress=progress), rrf_k=rrf_k, depth=depth)
@@ -58,9 +57,6 @@ class HybridIndex:
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike, encoder: Any = None) -> HybridIndex:
-        from egrpo_jax.tools.bm25 import Bm25Index
-        from egrpo_jax.tools.dense import DenseIndex
-
         meta = read_meta(index_dir, "hybrid")
         sparse = Bm25Index.load(os.path.join(index_dir, "bm25"))
         dense = DenseIndex.load(os.path.join(index_dir, "dense"), encoder)

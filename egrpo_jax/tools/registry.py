@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Self
 
+from egrpo_jax.tokenizer_api import TokenizerLike
 from egrpo_jax.tools.base import Hit, SearchBackend, ToolError
 from egrpo_jax.tools.search import format_search
 from egrpo_jax.tools.visit import Summarizer, format_page, truncate
@@ -72,7 +73,7 @@ class ToolSet:
         backend: SearchBackend,
         cfg: ToolConfig | None = None,
         *,
-        tokenizer: Any | None = None,
+        tokenizer: TokenizerLike | None = None,
         summarizer: Summarizer | None = None,
     ):
         self.backend = backend

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 
+from egrpo_jax.tokenizer_api import TokenizerLike
 from egrpo_jax.tools.base import Hit
 
 # summariser(page_text, goal) -> condensed text (e.g. an LLM call); runs before truncation.
@@ -14,14 +14,10 @@ Summarizer = Callable[[str, str], str]
 _WORD_END = re.compile(r"\S+")
 
 
-def truncate(text: str, max_tokens: int, tokenizer: Any | None = None) -> str:
+def truncate(text: str, max_tokens: int, tokenizer: TokenizerLike | None = None) -> str:
     """At most `max_tokens` tokens of `text` (tokenizer tokens, or whitespace words without one)."""
     if tokenizer is not None:
-        plain = getattr(tokenizer, "encode_text", None)  # page text is data: count it as the host encodes it
-        try:
-            ids = plain(text) if plain is not None else tokenizer.encode(text, add_special_tokens=False)
-        except TypeError:  # simple wrappers without the keyword
-            ids = tokenizer.encode(text)
+        ids = tokenizer.encode_text(text)  # page text is data: count it as the host encodes it
         if len(ids) <= max_tokens:
             return text
         return tokenizer.decode(ids[:max_tokens]) + " ..."

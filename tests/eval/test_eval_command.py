@@ -1,7 +1,7 @@
 """`egrpo eval` end to end on files (scripted engine), and evaluate() on the real jitted Engine."""
 
+import argparse
 import json
-import re
 
 import pytest
 from eval_fixtures import PNG_SIGNATURE
@@ -46,7 +46,7 @@ def test_eval_command_writes_report(files, monkeypatch, capsys):
     from egrpo_jax.commands import eval as eval_cmd
     from egrpo_jax.eval import runner
 
-    monkeypatch.setattr(eval_cmd, "load_policy", lambda path, dtype: (None, CharTokenizer()))
+    monkeypatch.setattr(eval_cmd, "load_policy", lambda cfg: (None, CharTokenizer()))
     monkeypatch.setattr(
         runner,
         "default_engine_factory",
@@ -88,37 +88,53 @@ def test_eval_command_writes_report(files, monkeypatch, capsys):
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["--temperature", "0", "--k", "3"], "--temperature 0 is greedy"),
-        (["--k", "0"], "--k must be >= 1"),
-        (["--top-p", "0"], "sampling.top_p must be in (0, 1]"),
-        (["--max-total-tokens", "1"], "agent.max_total_tokens must be an integer >= 2"),
+        (["--temperature", "0", "--k", "3"], "config key eval.k = 3: must be 1 when eval.temperature = 0"),
+        (["--k", "0"], "config key eval.k = 0: must be an integer >= 1"),
+        (["--top-p", "0"], "config key eval.top_p = 0.0: must be a number > 0.0 and <= 1.0"),
+        (["--max-total-tokens", "1"], "config key agent.max_total_tokens = 1: must be an integer >= 2"),
+        (["--config.eval.k=0"], "config key eval.k = 0: must be an integer >= 1"),
+        (["--config.eval.nope=1"], "config key eval.nope: unknown"),
     ],
 )
-def test_eval_command_bad_arguments(files, extra, message, monkeypatch):
+def test_eval_command_bad_arguments(files, extra, message, monkeypatch, capsys):
     from egrpo_jax.commands import eval as eval_cmd
 
-    monkeypatch.setattr(eval_cmd, "load_policy", lambda path, dtype: (None, CharTokenizer()))
-    with pytest.raises(SystemExit, match=re.escape(message)):
-        cli.main(_argv(files, *extra))
+    monkeypatch.setattr(eval_cmd, "load_policy", lambda cfg: (None, CharTokenizer()))
+    assert cli.main(_argv(files, *extra)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("egrpo eval: " + message), err
 
 
-def test_eval_command_missing_files(files):
-    with pytest.raises(SystemExit, match="--questions .*nope.jsonl: file not found"):
-        cli.main(
-            [
-                "eval",
-                "--model",
-                str(files / "model"),
-                "--questions",
-                str(files / "nope.jsonl"),
-                "--index",
-                "x",
-                "--out",
-                str(files / "o"),
-            ]
-        )
-    with pytest.raises(SystemExit, match="expected an HF folder"):
-        cli.main(_argv(files))
+def test_eval_flags_are_config_keys(files):
+    from egrpo_jax.commands import eval as eval_cmd
+    from egrpo_jax.commands.common import run_config
+    from egrpo_jax.config import default_config
+
+    parser = argparse.ArgumentParser()
+    eval_cmd.configure(parser)
+    args = parser.parse_args(["--out", "o", "--k", "2", "--max-total-tokens", "512", "--index", str(files / "corpus.jsonl"),
+                              "--strict-entities"])
+    args.config_overrides = ["eval.k=1"]  # --config.KEY=VALUE comes after the flags
+    cfg = run_config(args, eval_cmd.flag_overrides(args))
+    assert cfg.eval.k == 1 and cfg.agent.max_total_tokens == 512 and cfg.eval.strict_match
+    assert cfg.search.backend == "bm25" and cfg.search.index_dir == str(files / "corpus.jsonl")
+    # a flag left out keeps the config's default: one set of defaults
+    assert cfg.eval.top_p == default_config().eval.top_p and cfg.agent.max_tool_calls == default_config().agent.max_tool_calls
+    assert set(eval_cmd.FLAG_KEYS.values()) <= set(cfg_keys(cfg))
+
+
+def cfg_keys(cfg):
+    from egrpo_jax.config import flatten
+
+    return flatten(cfg)
+
+
+def test_eval_command_missing_files(files, capsys):
+    rc = cli.main(["eval", "--model", str(files / "model"), "--questions", str(files / "nope.jsonl"),
+                   "--index", str(files / "corpus.jsonl"), "--out", str(files / "o")])
+    assert rc == 2 and "eval.questions " + str(files / "nope.jsonl") + ": file not found" in capsys.readouterr().err
+    assert cli.main(_argv(files)) == 2  # an empty folder is no policy
+    assert "expected an HF folder (config.json" in capsys.readouterr().err
 
 
 def test_evaluate_on_real_engine_greedy_is_deterministic():

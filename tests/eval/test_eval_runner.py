@@ -7,19 +7,21 @@ from egrpo_jax.agent.config import AgentConfig
 from egrpo_jax.eval.runner import evaluate
 from egrpo_jax.sampling.api import BUDGET, EOS, STOP, SamplingParams, Segment
 from egrpo_jax.tools.base import Hit
+from egrpo_jax.tokenizer_api import PlainTokenizer
 from egrpo_jax.tools.registry import ToolSet
 
 EOS_ID = 0
 
 
-class CharTokenizer:
+class CharTokenizer(PlainTokenizer):
     eos_ids = (EOS_ID,)
     pad_id = 0
+    vocab_size = 256  # the real-engine test's tiny model; the scripted engine takes any code point
 
     def encode(self, text):
         return [ord(c) for c in text]
 
-    def decode(self, ids, skip_special_tokens=False):
+    def decode(self, ids):
         return "".join(chr(i) for i in ids if i != EOS_ID)
 
 

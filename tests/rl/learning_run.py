@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from egrpo_jax.config import load_config, sampling_params
+from egrpo_jax.assembly import sampling_params
+from egrpo_jax.config import load_config
 from egrpo_jax.mesh import single_device_mesh
 from egrpo_jax.metrics_log import read_metrics
 from egrpo_jax.models.config import ModelConfig

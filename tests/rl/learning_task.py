@@ -21,6 +21,7 @@ import random
 
 from egrpo_jax.agent.template import render_prompt, render_tool_response
 from egrpo_jax.data.schema import Document, Entity, QARecord
+from egrpo_jax.tokenizer_api import PlainTokenizer
 
 COUNTRIES = ("Avaland", "Borduria", "Cetania", "Drovia", "Elbonia", "Fenwick", "Gorvia", "Halmar")
 CAPITALS = ("Quorra", "Rimsk", "Sarno", "Tulba", "Umbrek", "Vesca", "Wolmo", "Xandu")
@@ -36,10 +37,12 @@ def answer_text(v: str) -> str:
     return f"<think>The answer is {v}.</think>\n<answer>{v}</answer>"
 
 
-class PhraseTokenizer:
-    """id 0 = EOS; then whole phrases (actions, names, fixed prompt pieces), longest match first; then bytes."""
+class PhraseTokenizer(PlainTokenizer):
+    """id 0 = EOS (and padding); then whole phrases (actions, names, fixed prompt pieces), longest match
+    first; then bytes. Phrases are no control tokens: text in data encodes like any text."""
 
     eos_ids = (0,)
+    pad_id = 0
 
     def __init__(self, k: int):
         names = list(COUNTRIES[:k]) + list(CAPITALS[:k])

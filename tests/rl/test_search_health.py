@@ -7,7 +7,8 @@ from egrpo_jax import cli
 from egrpo_jax.testing.scripted import ACTION_ANSWER as ANSWER
 from egrpo_jax.testing.scripted import ACTION_CALL as CALL
 from egrpo_jax.testing.scripted import ActionTokenizer
-from egrpo_jax.config import load_config, sampling_params, tool_config
+from egrpo_jax.assembly import sampling_params, tool_config
+from egrpo_jax.config import load_config
 from egrpo_jax.data.io import write_questions
 from egrpo_jax.data.schema import Document, Entity, QARecord
 from egrpo_jax.mesh import single_device_mesh

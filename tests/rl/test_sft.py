@@ -49,7 +49,9 @@ def test_load_demos_errors_and_filter(tmp_path):
     p = tmp_path / "d.jsonl"
     _write_demos(p, 4)
     demos, stats = load_demos(str(p), ByteTokenizer(), prompt_style="short", max_len=400)
-    assert stats == {"kept": 3, "wrong_skipped": 1, "truncated": 3} and all(len(t) == 400 for t, _ in demos)
+    longest = max(len(tokenize_demo(_demo(i), ByteTokenizer(), prompt_style="short")[0]) for i in range(3))
+    assert stats == {"kept": 3, "wrong_skipped": 1, "truncated": 3, "longest": longest} and longest > 400
+    assert all(len(t) == 400 for t, _ in demos)
     p.write_text(json.dumps(_demo(0)) + "\n{bad\n")
     with pytest.raises(ValueError, match=r"d.jsonl:2: invalid JSON"):
         load_demos(str(p), ByteTokenizer())

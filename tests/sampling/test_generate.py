@@ -7,15 +7,17 @@ from egrpo_jax.models.config import tiny_config
 from egrpo_jax.models.sharding import create_model
 from egrpo_jax.sampling import generate
 from egrpo_jax.sampling.api import BUDGET, STOP
+from egrpo_jax.tokenizer_api import PlainTokenizer
 
 
-class ByteTokenizer:
+class ByteTokenizer(PlainTokenizer):
     """Minimal stand-in: one token per byte, EOS = 0."""
 
     eos_ids = (0,)
     pad_id = 0
+    vocab_size = 256
 
-    def encode(self, text, add_special_tokens=True):
+    def encode(self, text):
         return list(text.encode())
 
     def decode(self, ids):

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from egrpo_jax.agent.template import STOP_STRINGS, stop_table, stop_token_sequences
+from egrpo_jax.agent.template import STOP_STRINGS, stop_token_sequences
 from egrpo_jax.models.config import tiny_config
 from egrpo_jax.models.sharding import create_model
 from egrpo_jax.sampling.api import BUDGET, STOP, SamplingParams
@@ -41,7 +41,7 @@ def _id_window_match(ids, seqs):
 
 def test_smollm2_merged_tags_stop_where_the_text_completes(smollm2_tokenizer):
     tok = smollm2_tokenizer
-    table = stop_table(tok, tok.vocab_size)
+    table = StopTable.for_tokenizer(STOP_STRINGS, tok, tok.vocab_size)
     missed_by_ids = 0
     for text in MERGED:
         ids = tok.encode(text)
@@ -54,7 +54,7 @@ def test_smollm2_merged_tags_stop_where_the_text_completes(smollm2_tokenizer):
 
 def test_smollm2_random_texts_agree_with_decoding(smollm2_tokenizer):
     tok = smollm2_tokenizer
-    table = stop_table(tok, tok.vocab_size)
+    table = StopTable.for_tokenizer(STOP_STRINGS, tok, tok.vocab_size)
     rng = random.Random(0)
     pieces = ['"]}}', "</", "tool", "_", "call", ">", ">.", "\n", "answer", "x", "</tool_call>", "<", "/", " ", ")"]
     hits = 0

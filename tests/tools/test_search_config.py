@@ -2,7 +2,8 @@
 
 import pytest
 
-from egrpo_jax.config import ConfigError, load_config, search_spec
+from egrpo_jax.assembly import search_spec
+from egrpo_jax.config import ConfigError, load_config
 
 
 def test_dense_and_hybrid_need_an_index_folder():

@@ -17,7 +17,8 @@ from typing import Any
 
 from tokenizers import AddedToken
 
-from egrpo_jax.agent.template import PROMPT_STYLES, system_prompt
+from egrpo_jax.agent.template import system_prompt
+from egrpo_jax.config import PROMPT_STYLES
 from egrpo_jax.data.io import write_corpus, write_jsonl, write_questions
 from egrpo_jax.data.schema import Document, QARecord
 from egrpo_jax.datagen.bpe import train_bpe
