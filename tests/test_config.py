@@ -15,8 +15,8 @@ def test_defaults_and_tiny_cpu_load():
     tiny = load_config("configs/tiny_cpu.py", ["rl.alpha=0.1", "rl.dynamic_sampling=true", "optim.lr=5e-4"])
     assert tiny.rl.alpha == 0.1 and tiny.rl.dynamic_sampling is True and tiny.optim.lr == 5e-4
     assert tiny.model.tokenizer == "data_out/syn/tokenizer" and tiny.model.tiny.vocab_size == 0
-    assert agent_config(tiny).group_size == tiny.rl.group_size == 4
-    assert sampling_params(tiny).top_p == 1.0
+    assert agent_config(tiny).group_size == tiny.rl.group_size == 8  # the demo's recipe (configs/demo_cpu.py)
+    assert sampling_params(tiny).top_p == 0.95
     assert tool_config(tiny).topk == 1  # the demo's tools: the demos hold their text
     assert model_config(tiny, tokenizer_vocab=1500).vocab_size == 1500 and not model_config(tiny, 1500).qkv_bias
     sft = load_config("configs/tiny_cpu.py:sft")
