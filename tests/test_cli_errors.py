@@ -75,3 +75,18 @@ def test_debug_flag_and_env_show_the_traceback(files):
     for p in (_run([*args, "--debug"]), _run(["--debug", *args]), _run(args, EGRPO_DEBUG="1")):
         assert p.returncode == 1 and "Traceback (most recent call last)" in p.stderr
         assert p.stderr.strip().splitlines()[-1].endswith(f"--config {files}/missing.py: file not found")
+
+
+@pytest.mark.parametrize("command", ["sft", "train", "eval"])
+def test_global_options_after_the_command_and_overrides_in_help(command, capsys):
+    # the README says every command accepts --cpu-devices N; a config command documents its overrides
+    with pytest.raises(SystemExit) as e:
+        cli.main([command, "--cpu-devices", "8", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "--cpu-devices N" in out and "--config.KEY=VALUE" in out
+
+
+def test_overrides_to_a_command_without_a_config_are_one_line(capsys):
+    assert cli.main(["index", "--config.rl.alpha=0.3", "--corpus", "c.jsonl", "--out", "x"]) == 2
+    assert capsys.readouterr().err.strip() == "egrpo index: --config.rl.alpha=0.3: `egrpo index` takes no config overrides"

@@ -185,3 +185,17 @@ def test_sft_logs_apart_from_a_train_run_with_the_same_logging_dir(tmp_path):
     run_sft(cfg)
     assert [r["step"] for r in read_metrics(str(tmp_path / "one" / "logs" / "sft"))] == [1, 2]
     assert not (tmp_path / "one" / "logs" / "metrics.jsonl").exists()  # what `egrpo train` writes
+
+
+def test_cut_demos_are_reported_before_the_first_step(caplog):
+    from egrpo_jax.config import default_config
+    from egrpo_jax.rl.sft import report_demos
+
+    cfg = default_config()
+    cfg.train.max_seq_len = 256
+    with caplog.at_level("WARNING", logger="egrpo_jax.rl.sft"):
+        report_demos(cfg, {"kept": 148, "truncated": 0, "wrong_skipped": 0, "longest": 200})
+        assert not caplog.records
+        report_demos(cfg, {"kept": 148, "truncated": 101, "wrong_skipped": 0, "longest": 900})
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert msg.startswith("sft: 101 of 148 demos are longer than train.max_seq_len = 256 tokens")

@@ -116,6 +116,10 @@ def test_loop_logs_checkpoints_and_updates(run):
                 "response/model_tokens", "clip_low", "clip_high", "kl_sampler", "grad_norm", "tokens_per_s/train",
                 "time/rollout_s", "time/train_s", "loss", "entropy", "advantage/std"):
         assert key in rows[-1], key
+    from egrpo_jax.eval.analysis import DEFAULT_PANELS
+
+    for keys in DEFAULT_PANELS.values():  # the training-curve plots read what the loop logs
+        assert all(k in rows[-1] for k in keys), keys
     assert sorted(int(p.name) for p in (tmp / "ckpt").iterdir() if p.name.isdigit()) == [1, 2]
     meta = json.loads((tmp / "ckpt" / "2" / "meta" / "metadata").read_text()) \
         if (tmp / "ckpt" / "2" / "meta" / "metadata").exists() else None
@@ -188,3 +192,20 @@ def test_dynamic_sampling_refills_the_batch_with_informative_groups(tmp_path):
     tools.close()
     assert res2.metrics["dynamic/rounds"] == 4.0 and res2.metrics["skipped"] == 1.0
     assert res2.metrics["dynamic/groups_kept"] == 0.0
+
+
+def test_a_run_without_reward_variance_says_so(caplog):
+    from egrpo_jax.rl.loop import ZeroVarianceWatch
+
+    with caplog.at_level("WARNING", logger="egrpo_jax.rl.loop"):
+        some = ZeroVarianceWatch()
+        for informative in (0.0, 0.25, 0.0):
+            some.update({"groups/informative": informative})
+        some.report()
+        assert not caplog.records and some.flat == 2
+        flat = ZeroVarianceWatch()
+        for _ in range(3):
+            flat.update({"groups/informative": 0.0})
+        flat.report()
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert msg.startswith("train: all 3 steps had zero reward variance")

@@ -1,4 +1,5 @@
 import json
+import logging
 
 import pytest
 
@@ -69,3 +70,11 @@ def test_serve_search_command_bad_index_is_one_line(tmp_path, capsys):
 def test_open_backend_rejects_unknown_spec(tmp_path):
     with pytest.raises(ValueError, match="expected an http"):
         open_backend(str(tmp_path / "missing.txt"))
+
+
+def test_index_build_prints_no_bm25s_debug_lines(small_docs, caplog):
+    # bm25s logs "Building index from IDs objects" at DEBUG; with any root handler (absl, orbax) that
+    # was a stray `DEBUG:bm25s:` line at every train start
+    caplog.set_level(logging.DEBUG)
+    Bm25Index.build(small_docs)
+    assert not [r for r in caplog.records if r.name.startswith("bm25s")]
