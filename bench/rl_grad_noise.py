@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from egrpo_jax import runtime
 
@@ -24,10 +25,12 @@ def main(argv=None) -> int:
     ap.add_argument("run_dir")
     ap.add_argument("--pipeline-config", default="configs/demo_cpu.py")
     ap.add_argument("--batches", type=int, default=6)
-    from egrpo_jax.config import add_config_arguments
+    from egrpo_jax.commands.common import add_config_arguments, split_overrides
 
     add_config_arguments(ap)
+    argv, overrides = split_overrides(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(argv)
+    args.config_overrides = overrides
     runtime.apply_env()
     import jax
     import numpy as np
@@ -36,7 +39,7 @@ def main(argv=None) -> int:
     from egrpo_jax.agent.trajectory import OVERLENGTH
     from egrpo_jax.data.io import load_questions
     from egrpo_jax.e2e import pipeline as PL
-    from egrpo_jax.e2e.data import existing_data
+    from egrpo_jax.datagen.synth.build import existing_data
     from egrpo_jax.e2e.settings import load_pipeline_config
     from egrpo_jax.rl.advantages import group_advantages
     from egrpo_jax.rl.batch import pack_trajectories
