@@ -10,7 +10,6 @@ import os
 import re
 import shlex
 
-
 from egrpo_jax import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
