@@ -16,8 +16,8 @@ DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", 
 def configure(parser) -> None:
     parser.add_argument("--out", default="runs/demo", help="run folder (default runs/demo; must not hold a run)")
     parser.add_argument("--config", default=None, help="pipeline config file (default configs/demo_cpu.py)")
-    parser.add_argument("--model", default="", help="start from this checkpoint (HF folder or .gguf) "
-                        "instead of a tiny policy trained from scratch; its tokenizer replaces the BPE")
+    parser.add_argument("--model", default="", help="start from this policy (HF folder, .gguf or training "
+                        "checkpoint folder) instead of a tiny one trained from scratch; its tokenizer replaces the BPE")
     parser.add_argument("--sft-steps", type=int, default=None, help="override the SFT steps of the config")
     parser.add_argument("--rl-steps", type=int, default=None, help="override the RL steps of the config")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
