@@ -90,3 +90,8 @@ def test_demo_pipeline_end_to_end(tmp_path):
     # a second run into the same folder is refused (never mixes two runs)
     with pytest.raises(FileExistsError, match="already holds a run"):
         run_pipeline(micro_config(), str(out), progress=False, log=logs.append)
+    # `demo --model` takes a training checkpoint folder: its policy.json and tokenizer/ replace the BPE
+    again = tmp_path / "from_ckpt"
+    run_pipeline(micro_config(), str(again), model_path=str(out / "sft" / "ckpt"), progress=False, log=logs.append)
+    assert not (again / "data" / "tokenizer").exists()
+    assert json.loads((again / "eval_rl" / "summary.json").read_text())["questions"] == 4
