@@ -111,12 +111,11 @@ def _trajectory_row(t) -> dict:
 
 
 def load_policy(cfg):
-    """(model, tokenizer) of model.path / model.tokenizer on one device."""
-    from egrpo_jax.policy import load_policy as load
+    """(model, tokenizer) of model.path / model.tokenizer on one device (the stack's policy loader)."""
+    from egrpo_jax.assembly import build_policy
+    from egrpo_jax.mesh import single_device_mesh
 
-    m = cfg.model
-    loaded = load(m.path, dtype=m.dtype, param_dtype=m.param_dtype, tokenizer=m.tokenizer)
-    return loaded.model, loaded.tokenizer
+    return build_policy(cfg, single_device_mesh())
 
 
 def run(args: argparse.Namespace) -> int:
