@@ -37,6 +37,7 @@ def main(argv=None) -> int:
 
     from egrpo_jax import config as C
     from egrpo_jax.agent.trajectory import OVERLENGTH
+    from egrpo_jax.assembly import build_tools
     from egrpo_jax.data.io import load_questions
     from egrpo_jax.e2e import pipeline as PL
     from egrpo_jax.datagen.synth.build import existing_data
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
     C.validate(rl)
     mesh, model, tok = PL.load_policy(rl)
     train = load_questions(data.train)
-    with PL.open_tools(rl, tok) as tools:
+    with build_tools(rl, tok) as tools:
         tr = RLTrainer(rl, model, tok, tools, mesh)
         learner = tr.learner
         grad = jax.jit(jax.grad(lambda p, mb, w: learner._mb_loss(p, mb, w)[0]), static_argnums=(2,))

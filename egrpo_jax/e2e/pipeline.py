@@ -103,19 +103,11 @@ def tokenizer_vocab(data: DataPaths) -> int:
     return load_tokenizer(data.tokenizer).vocab_size
 
 
-def sft(cfg) -> dict[str, float]:
-    return run_sft(cfg)
-
-
 def load_policy(cfg):
     """(mesh, model, tokenizer) of cfg, with checkpoint.init_from's params."""
     mesh = build_mesh(cfg)
     model, tok = build_policy(cfg, mesh, init_from=cfg.checkpoint.init_from)
     return mesh, model, tok
-
-
-def open_tools(cfg, tokenizer):
-    return build_tools(cfg, tokenizer)
 
 
 def evaluate_policy(model, tok, tools, records, cfg, out_dir: str, *, title: str,
@@ -137,10 +129,6 @@ def evaluate_policy(model, tok, tools, records, cfg, out_dir: str, *, title: str
                                   training_rows=training_rows, on_batch=on_batch, on_progress=bar.update)
     finally:
         bar.close()
-
-
-def train_rl(cfg, model, tok, tools, mesh, records) -> dict[str, float]:
-    return run_train(cfg, model=model, tokenizer=tok, tools=tools, records=records, mesh=mesh)
 
 
 def before_after_table(before: Mapping, after: Mapping, *, names: tuple[str, str] = ("SFT", "SFT + E-GRPO"),
@@ -178,10 +166,10 @@ def run_pipeline(pc: PipelineConfig, out_dir: str, *, model_path: str = "", prog
     for c in (sft_cfg, rl_cfg):
         c.logging.progress = progress
     with timer.phase("sft: cold start on the demos"):
-        sft_m = sft(sft_cfg)
+        sft_m = run_sft(sft_cfg)
     with timer.phase("load policy + tools"):
         mesh, model, tok = load_policy(rl_cfg)
-        tools = open_tools(rl_cfg, tok)
+        tools = build_tools(rl_cfg, tok)
         test = load_questions(data.test)
         train = load_questions(data.train)
     params = _param_count(model)
@@ -193,7 +181,7 @@ def run_pipeline(pc: PipelineConfig, out_dir: str, *, model_path: str = "", prog
                                      title="SFT policy", progress=progress, meta=meta)
         with timer.phase(f"rl: {'GRPO' if rl_cfg.rl.alpha == 0 else 'E-GRPO'} alpha={rl_cfg.rl.alpha}, "
                          f"{rl_cfg.train.steps} steps"):
-            rl_m = train_rl(rl_cfg, model, tok, tools, mesh, train)
+            rl_m = run_train(rl_cfg, model=model, tokenizer=tok, tools=tools, records=train, mesh=mesh)
         rows = read_metrics(rl_cfg.logging.dir)
         with timer.phase("eval after RL"):
             after = evaluate_policy(model, tok, tools, test, rl_cfg, os.path.join(out_dir, "eval_rl"),

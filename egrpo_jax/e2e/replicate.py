@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from egrpo_jax.assembly import build_tools
 from egrpo_jax.data.io import load_questions
 from egrpo_jax.datagen.synth.build import existing_data
 from egrpo_jax.e2e.pipeline import (
@@ -29,15 +30,14 @@ from egrpo_jax.e2e.pipeline import (
     build_pipeline_data,
     evaluate_policy,
     load_policy,
-    open_tools,
     quiet_tensorboard,
     run_configs,
-    sft,
     tokenizer_vocab,
-    train_rl,
 )
 from egrpo_jax.e2e.settings import PipelineConfig
 from egrpo_jax.eval.analysis import plot_errorbars, plot_grouped_curves
+from egrpo_jax.rl.loop import run_train
+from egrpo_jax.rl.sft import run_sft
 from egrpo_jax.eval.report import ROLLOUTS_FILE, comparison_table, load_summary
 from egrpo_jax.eval.stats import paired_bootstrap, per_question, score_matrix
 from egrpo_jax.metrics_log import read_metrics
@@ -129,13 +129,13 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
         log(f"   reusing the SFT checkpoint in {sft_cfg.checkpoint.dir}")
     else:
         with timer.phase("sft"):
-            sft(sft_cfg)
+            run_sft(sft_cfg)
     test, train = load_questions(data.test), load_questions(data.train)
     sft_eval = os.path.join(out_dir, "eval_sft")
     if not os.path.isfile(os.path.join(sft_eval, "summary.json")):
         with timer.phase("eval SFT"):
             _, model, tok = load_policy(base)
-            with open_tools(base, tok) as tools:
+            with build_tools(base, tok) as tools:
                 evaluate_policy(model, tok, tools, test, base, sft_eval, title="SFT policy", progress=progress)
     records = [run_record(sft_eval, [], arm=None, seed=-1)]
     for seed in seeds:
@@ -157,8 +157,8 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
             cfg.logging.dir = os.path.join(run_dir, "logs")
             with timer.phase(f"{name}: train {cfg.train.steps} steps + eval"):
                 mesh, model, tok = load_policy(cfg)
-                with open_tools(cfg, tok) as tools:
-                    train_rl(cfg, model, tok, tools, mesh, train)
+                with build_tools(cfg, tok) as tools:
+                    run_train(cfg, model=model, tokenizer=tok, tools=tools, records=train, mesh=mesh)
                     rows = read_metrics(cfg.logging.dir)
                     evaluate_policy(model, tok, tools, test, cfg, os.path.join(run_dir, "eval"),
                                     title=f"{arm.label}, seed {seed}", training_rows=rows, progress=progress)
