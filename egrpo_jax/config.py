@@ -139,7 +139,6 @@ RULES: dict[str, tuple[Callable, str]] = {
 }
 
 
-
 def _within(lo: float, hi: float, why: str = "", *, hi_open: bool = False) -> tuple[Callable, str]:
     def ok(v):
         return lo <= v < hi if hi_open else lo <= v <= hi

@@ -17,7 +17,6 @@ from egrpo_jax.rewards.answer import Judge, answer_correct
 from egrpo_jax.rewards.entities import match_rate
 
 
-
 def egrpo_rewards(
     correct: Sequence[bool], match_rates: Sequence[float], errors: Sequence[bool], alpha: float
 ) -> np.ndarray:

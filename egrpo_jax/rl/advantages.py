@@ -21,7 +21,6 @@ import numpy as np
 from egrpo_jax.config import ADVANTAGE_NORMS
 
 
-
 def _groups(rewards, group_size: int) -> np.ndarray:
     r = np.asarray(rewards, dtype=np.float64)
     if r.ndim != 1 or group_size < 1 or r.shape[0] % group_size:
