@@ -14,6 +14,9 @@ def run(args) -> int:
 
     cfg = run_config(args, resume=args.resume)
     m = run_sft(cfg)
+    if "loss" not in m:  # --resume of a finished run: no step ran
+        print(f"sft: {cfg.checkpoint.dir} already holds step train.steps = {cfg.train.steps}; nothing to do")
+        return 0
     print("sft done: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(m.items()) if k != "data/batch_hash"))
     if cfg.checkpoint.dir:
         print(f"checkpoint: {cfg.checkpoint.dir} (convert, eval, generate and train's checkpoint.init_from read it)")

@@ -17,6 +17,9 @@ def run(args) -> int:
 
     cfg = run_config(args, resume=args.resume)
     m = run_train(cfg)
+    if not m:  # --resume of a finished run: no step ran
+        print(f"train: {cfg.checkpoint.dir} already holds step train.steps = {cfg.train.steps}; nothing to do")
+        return 0
     keys = ("reward/mean", "accuracy", "entity_match/all", "tool_calls/per_rollout", "loss", "time/step_s",
             "train/zero_variance_steps")
     print("train done: " + ", ".join(f"{k}={m[k]:.4g}" for k in keys if k in m))
