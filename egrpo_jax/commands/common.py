@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from egrpo_jax.config import ConfigError, load_config
+# egrpo_jax.config is imported inside the functions: cli.main imports this module on every call, and
+# ml_collections would double the time of `egrpo --help`.
 
 PREFIX = "--config."
 
@@ -26,6 +27,8 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
             body = a[len(PREFIX):]
             if "=" not in body:
                 if i + 1 >= len(argv):
+                    from egrpo_jax.config import ConfigError
+
                     raise ConfigError(f"config override {a}: missing value")
                 body = f"{body}={argv[i + 1]}"
                 i += 1
@@ -60,6 +63,7 @@ def run_config(args: argparse.Namespace, extra: Sequence[str] = (), *, resume: b
     checkpoint.resume for --resume); starts
     jax.distributed when the environment asks for it (EGRPO_COORDINATOR / _NUM_PROCESSES /
     _PROCESS_ID, or EGRPO_DISTRIBUTED=1 on TPU pods)."""
+    from egrpo_jax.config import load_config
     from egrpo_jax.mesh import init_distributed  # imports jax: not at `egrpo --help` time
 
     overrides = [*extra, *args.config_overrides] + (["checkpoint.resume=true"] if resume else [])
