@@ -17,6 +17,7 @@ import difflib
 import importlib.util
 import math
 import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -355,7 +356,7 @@ def add_config_arguments(parser) -> None:
     original = parser.parse_known_args
 
     def parse_known_args(args=None, namespace=None):
-        args = list(args or [])
+        args = list(sys.argv[1:] if args is None else args)
         rest, overrides, i = [], [], 0
         while i < len(args):
             a = args[i]

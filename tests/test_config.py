@@ -113,3 +113,17 @@ def test_unknown_keys_suggest_the_nearest(key, near, tmp_path):
     f.write_text(f"def get_config():\n    return {body!r}\n")
     with pytest.raises(ConfigError, match=f"did you mean {near}\\?$"):
         load_config(str(f))
+
+
+def test_config_arguments_read_sys_argv_when_no_list_is_given(monkeypatch):
+    """parse_args() without a list parses the command line, overrides included (bench scripts rely on it)."""
+    import argparse
+
+    from egrpo_jax.config import add_config_arguments
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run_dir")
+    add_config_arguments(ap)
+    monkeypatch.setattr("sys.argv", ["prog", "runs/x", "--config.rl.alpha=0.3", "--config.train.steps", "4"])
+    args = ap.parse_args()
+    assert args.run_dir == "runs/x" and args.config_overrides == ["rl.alpha=0.3", "train.steps=4"]
