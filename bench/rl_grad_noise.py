@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 from egrpo_jax import runtime
 
@@ -25,12 +24,10 @@ def main(argv=None) -> int:
     ap.add_argument("run_dir")
     ap.add_argument("--pipeline-config", default="configs/demo_cpu.py")
     ap.add_argument("--batches", type=int, default=6)
-    from egrpo_jax.commands.common import add_config_arguments, split_overrides
+    from egrpo_jax.commands.common import add_config_arguments, parse_args
 
     add_config_arguments(ap)
-    argv, overrides = split_overrides(sys.argv[1:] if argv is None else argv)
-    args = ap.parse_args(argv)
-    args.config_overrides = overrides
+    args = parse_args(ap, argv)
     runtime.apply_env()
     import jax
     import numpy as np

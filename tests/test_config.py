@@ -119,3 +119,26 @@ def test_unknown_keys_suggest_the_nearest(key, near, tmp_path):
     f.write_text(f"def get_config():\n    return {body!r}\n")
     with pytest.raises(ConfigError, match=f"did you mean {near}\\?$"):
         load_config(str(f))
+
+
+def test_config_arguments_read_sys_argv_when_no_list_is_given(monkeypatch):
+    """parse_args() without a list parses the command line, overrides included (bench scripts rely on it)."""
+    import argparse
+
+    from egrpo_jax.commands.common import add_config_arguments, parse_args
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run_dir")
+    add_config_arguments(ap)
+    monkeypatch.setattr("sys.argv", ["prog", "runs/x", "--config.rl.alpha=0.3", "--config.train.steps", "4"])
+    args = parse_args(ap)
+    assert args.run_dir == "runs/x" and args.config_overrides == ["rl.alpha=0.3", "train.steps=4"]
+
+
+@pytest.mark.parametrize("path", ["configs/demo_cpu.py", "configs/replicate_cpu.py"])
+def test_pipeline_config_files_load(path):
+    # they import the data generators' settings: a moved module breaks `egrpo demo` / `replicate` here
+    from egrpo_jax.e2e.settings import load_pipeline_config
+
+    pc = load_pipeline_config(path)
+    assert pc.rl.train.steps >= 1 and pc.sft.train.steps >= 1 and pc.pipeline.tools.topk >= 1

@@ -10,6 +10,7 @@ out of the command line before parsing (`split_overrides`) and hands them to the
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 # egrpo_jax.config is imported inside the functions: cli.main imports this module on every call, and
@@ -37,6 +38,15 @@ def split_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
             rest.append(a)
         i += 1
     return rest, overrides
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """`parser.parse_args` for a script that declared add_config_arguments: the overrides are taken out
+    first and land in `args.config_overrides`; `argv` None reads the command line (sys.argv)."""
+    rest, overrides = split_overrides(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(rest)
+    args.config_overrides = overrides
+    return args
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:

@@ -46,7 +46,7 @@ RUN_SUMMARY = "run.json"  # per (arm, seed) run: eval summary + training metrics
 RUN_MARKER = ".egrpo-replicate-run"  # written first into every run folder replicate creates
 SFT_LABEL = "SFT (no RL)"
 COMPARE_KEYS = ("pass@1", "pass@3", "tool_calls/mean", "train/tool_calls", "train/accuracy",
-                "entity_match/correct", "entity_match/wrong", "entity_corr")
+                "entity_match/correct", "entity_match/wrong", "near_miss/wrong_rate", "tool_calls/std", "entity_corr")
 CURVES = (("tool_calls/per_rollout", "tool calls per rollout"), ("accuracy", "training accuracy"),
           ("reward/mean", "reward"), ("entity_match/all", "entity match"))
 
@@ -206,7 +206,9 @@ def aggregate(records: Sequence[Mapping], out_dir: str | Path, *, title: str = "
     entity = _entity_counts(groups)
     columns = ("Columns: Pass@1 / Pass@3 / tool calls per rollout / entity match of correct and wrong rollouts on "
                "the test split after training; `train/tool_calls` and `train/accuracy` are means over all training "
-               "steps; `entity_corr` is the Pearson correlation of a rollout's entity match rate with its "
+               "steps; `near_miss/wrong_rate` is the fraction of wrong rollouts that match at least half the gold entities "
+               "(what E-GRPO's partial reward can rank); `tool_calls/std` the spread of tool calls per rollout; "
+               "`entity_corr` is the Pearson correlation of a rollout's entity match rate with its "
                "correctness.")
     ci_note = ("Differences in percentage points, mean over seeds and questions, with a 95% bootstrap interval "
                "over questions (the same resample for every seed; seeds paired: same SFT start, questions and "

@@ -15,10 +15,15 @@ import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
+
 from egrpo_jax.agent.trajectory import ANSWERED, FORMAT_ERROR, OVERLENGTH, Trajectory
 from egrpo_jax.data.schema import QARecord
 from egrpo_jax.rewards.answer import Judge, answer_correct, token_f1
 from egrpo_jax.rewards.entities import matched_entities
+
+
+NEAR_MISS_MATCH = 0.5  # a wrong rollout whose entity match is at least this is a near-miss
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,6 +190,13 @@ def summarize(scores: Sequence[RolloutScore], ks: Sequence[int] | None = None) -
     out["entity_match/all"] = _mean_or_none(s.match_rate for s in rated)
     out["entity_match/correct"] = _mean_or_none(s.match_rate for s in rated if s.correct)
     out["entity_match/wrong"] = _mean_or_none(s.match_rate for s in rated if not s.correct)
+    # near-misses: wrong rollouts that still found half the gold entities; E-GRPO's partial reward
+    # can only rank rollouts when such rollouts exist (PAPER.md: the method's premise)
+    wrong = [s.match_rate for s in rated if not s.correct]
+    out["near_miss/wrong_rate"] = _mean_or_none(float(m >= NEAR_MISS_MATCH) for m in wrong)
+    calls = Counter(s.num_tool_calls for s in scores)
+    out["tool_calls/std"] = float(np.std([s.num_tool_calls for s in scores]))
+    out["tool_calls/histogram"] = {str(c): calls[c] / n for c in sorted(calls)}
     return out
 
 

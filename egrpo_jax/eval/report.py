@@ -41,6 +41,7 @@ _PERCENT_PREFIXES = (
     "accuracy",
     "f1",
     "entity_match/",
+    "near_miss/",
     "answered_rate",
     "format_error_rate",
     "overlength_rate",
@@ -125,6 +126,7 @@ def render_markdown(summary: Mapping, *, title: str, plots: Mapping[str, Path] |
         "rollouts",
         "samples_per_question",
         "format_errors",
+        "tool_calls/histogram",
         "meta",
         "entity_comparison",
         "match_rate_histogram",
@@ -138,6 +140,10 @@ def render_markdown(summary: Mapping, *, title: str, plots: Mapping[str, Path] |
     if kinds:
         lines += ["", "Format errors by kind (share of all rollouts):", ""]
         lines += [f"- {k}: {format_value('format_error_rate', v)}" for k, v in kinds.items()]
+    calls = summary.get("tool_calls/histogram") or {}
+    if calls:
+        lines += ["", "Tool calls per rollout (share of rollouts): " + ", ".join(
+            f"{c}: {format_value('format_error_rate', v)}" for c, v in calls.items())]
     c = summary["entity_comparison"]
     lines += [
         "",

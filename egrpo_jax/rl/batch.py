@@ -80,6 +80,27 @@ def pack_trajectories(
     return TrainBatch(tokens, mask, old, out_adv, n)
 
 
+def drop_silent_rows(batch: TrainBatch, weights: np.ndarray, row_multiple: int = 1) -> tuple[TrainBatch, np.ndarray]:
+    """Keep only rows that move the loss: a trained token and a non-zero advantage.
+
+    Without a KL term a row with advantage 0 adds exactly 0 to the policy loss and its gradient,
+    so training on it is wasted compute (late in a run most GRPO groups are all-correct). `weights`
+    were computed on the full batch, so the kept rows keep their normalisation and the update is
+    the same. The kept rows are padded (zero weight and mask) to a power-of-two multiple of
+    `row_multiple`, so the learner compiles for a few row counts only.
+    """
+    live = np.flatnonzero((weights.sum(axis=1) > 0) & (batch.advantages != 0))
+    rows = bucket_rows(len(live), row_multiple)
+    if len(live) == 0 or rows >= batch.tokens.shape[0]:
+        return batch, weights
+    sel = np.concatenate([live, np.full(rows - len(live), live[0])])
+    pad = np.arange(rows) >= len(live)
+    w = np.where(pad[:, None], 0.0, weights[sel]).astype(weights.dtype)
+    mask = np.where(pad[:, None], 0.0, batch.mask[sel]).astype(batch.mask.dtype)
+    adv = np.where(pad, 0.0, batch.advantages[sel]).astype(batch.advantages.dtype)
+    return TrainBatch(batch.tokens[sel], mask, batch.old_logp[sel], adv, len(live)), w
+
+
 def pack_sequences(
     tokens: Sequence[Sequence[int]],
     masks: Sequence[Sequence[int]],

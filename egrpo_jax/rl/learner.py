@@ -21,7 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from egrpo_jax.config import OPTIMIZERS, SCHEDULES
 from egrpo_jax.mesh import named_sharding
-from egrpo_jax.rl.batch import TrainBatch
+from egrpo_jax.rl.batch import TrainBatch, drop_silent_rows
 from egrpo_jax.rl.logprobs import token_logprobs, trained_window
 from egrpo_jax.rl.loss import policy_loss_terms, sft_loss_terms, token_weights
 from egrpo_jax.sampling.api import SamplingParams
@@ -221,9 +221,14 @@ class Learner:
         return self.microbatches * self.mesh.shape["data"] * self.mesh.shape["fsdp"]
 
     def train_step(self, batch: TrainBatch, aggregation: str = "seq_mean", dr_grpo_norm: float = 1.0) -> dict:
-        """One update on `batch`; returns host metrics (means over trained tokens)."""
+        """One update on `batch`; returns host metrics (means over trained tokens).
+
+        RL without a KL term trains only on rows with a non-zero advantage (rl.batch.drop_silent_rows):
+        the same update for less compute; the metrics are then over those rows' tokens."""
         agg = "token_mean" if self.loss.kind == "sft" else aggregation
         weights = np.asarray(token_weights(batch.mask, agg, dr_grpo_norm), np.float32)
+        if self.loss.kind == "rl" and self.ref_params is None:
+            batch, weights = drop_silent_rows(batch, weights, self.row_multiple())
         # log-probs only over the span of trained tokens (a static, power-of-two window)
         start, window = trained_window(weights)
         dev = self.device_batch(batch, weights, start)

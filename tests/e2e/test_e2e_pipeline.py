@@ -86,6 +86,11 @@ def test_demo_pipeline_end_to_end(tmp_path):
             assert key in saved[side], (side, key)
         assert saved[side]["questions"] == 4
     assert saved["train_reward"]["first"] == rows[0]["reward/mean"] == saved["train_reward"]["last"]
+    # the RL - SFT difference is paired over the same questions, with its bootstrap interval
+    gain = saved["rl_minus_sft"]["pass@1"]
+    assert gain["mean"] == pytest.approx(saved["after"]["pass@1"] - saved["before"]["pass@1"])
+    assert gain["lo"] <= gain["mean"] <= gain["hi"] and gain["questions"] == 4
+    assert "minus SFT, paired over the same 4 questions (95% bootstrap CI): Pass@1 " in report
     assert f"| training reward (first / last RL step) | {rows[0]['reward/mean']:.3f} |" in res["table"]
     # a second run into the same folder is refused (never mixes two runs)
     with pytest.raises(FileExistsError, match="already holds a run"):

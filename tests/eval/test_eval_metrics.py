@@ -109,6 +109,13 @@ def test_summary_hand_computed():
     assert summ["entity_match/correct"] == pytest.approx(0.75)
     assert summ["entity_match/wrong"] == pytest.approx((0 + 1 + 0.5 + 1) / 4)
     assert summ["entity_match/all"] == pytest.approx(4 / 6)
+    # wrong match rates 0, 1, .5, 1: three of four wrong rollouts are near-misses (>= 0.5)
+    assert summ["near_miss/wrong_rate"] == pytest.approx(0.75)
+    # tool calls 1, 2, 3, 0, 4, 2, 0, 1, 0
+    assert summ["tool_calls/histogram"] == {"0": pytest.approx(3 / 9), "1": pytest.approx(2 / 9),
+                                            "2": pytest.approx(2 / 9), "3": pytest.approx(1 / 9),
+                                            "4": pytest.approx(1 / 9)}
+    assert summ["tool_calls/std"] == pytest.approx(146 ** 0.5 / 9)
 
 
 def test_pass_metrics_rejects_k_above_samples_and_unknown_question():

@@ -119,3 +119,26 @@ def test_sft_lowers_loss_on_fixed_batch():
     losses = [learner.train_step(batch)["loss"] for _ in range(8)]
     assert losses[0] == pytest.approx(np.log(CFG.vocab_size), rel=0.05)  # near-uniform at init
     assert losses[-1] < losses[0] - 0.5
+
+
+def test_rows_with_zero_advantage_are_left_out_with_the_same_update():
+    """Late in GRPO most groups are all-correct (advantage 0): the learner trains only on the rows
+    that carry gradient, and the update equals the one computed on the whole batch."""
+    from egrpo_jax.rl.loss import token_weights
+
+    batch = _batch(rows=8)
+    batch.advantages[[0, 2, 3, 5]] = 0.0  # live rows: 1, 4, 6 (row 7 has no trained token)
+    whole = Learner(create_model(CFG, seed=3), single_device_mesh(), OPT, LossSettings(logprob_chunk=8))
+    w = np.asarray(token_weights(batch.mask, "seq_mean"), np.float32)
+    start, window = trained_window(w)
+    whole.state, m_whole = whole._step(whole.state, whole.device_batch(batch, w, start), window)
+    nnx.update(whole.model, whole.state.params)
+
+    kept = Learner(create_model(CFG, seed=3), single_device_mesh(), OPT, LossSettings(logprob_chunk=8))
+    m = kept.train_step(batch)
+    assert {shape[0] for shape in kept.compiled_shapes} == {4}  # 3 live rows, padded to 4
+    assert m["trained_tokens"] == float(batch.mask[[1, 4, 6]].sum())
+    np.testing.assert_allclose(m["loss"], float(m_whole["loss"]), rtol=1e-5, atol=1e-7)
+    p_whole, p = _params(whole.model), _params(kept.model)
+    for k in p:
+        np.testing.assert_allclose(p[k], p_whole[k], atol=1e-6, rtol=1e-5, err_msg=k)
