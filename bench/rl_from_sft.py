@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     from egrpo_jax.datagen.synth.build import existing_data
     from egrpo_jax.e2e.settings import load_pipeline_config
     from egrpo_jax.eval.runner import evaluate
+    from egrpo_jax.eval.stats import per_question
     from egrpo_jax.rl.loop import run_train
     from egrpo_jax.sampling.api import SamplingParams
 
@@ -62,12 +63,15 @@ def main(argv=None) -> int:
     def run_evals(tag):
         for split, t, top_p, k, n in evals:
             recs = splits[split][: n or None]
-            _, s = evaluate(model, tok, recs, tools, k=k, sampling=SamplingParams(temperature=t, top_p=top_p),
+            scores, s = evaluate(model, tok, recs, tools, k=k, sampling=SamplingParams(temperature=t, top_p=top_p),
                             agent_cfg=agent_config(rl), batch_size=16, seed=1234, ks=sorted({1, k}))
             key = f"{tag}:{split}:{t:g}:{top_p:g}:{k}:{len(recs)}"
             result[key] = {m: s.get(m) for m in ("pass@1", f"pass@{k}", "format_error_rate", "tool_calls/mean",
                                                  "near_miss/wrong_rate", "entity_match/wrong")}
             print(key, json.dumps(result[key]), flush=True)
+            # per question (Pass@1, Pass@k): pair two runs' evaluations with eval.stats.paired_bootstrap
+            result[key]["per_question"] = per_question(
+                {"question_id": x.question_id, "correct": x.correct} for x in scores)
 
     with build_tools(rl, tok) as tools:
         run_evals("before")

@@ -1,4 +1,4 @@
-"""`egrpo demo` (make demo): the whole stack on a 2-core CPU in about 15 minutes.
+"""`egrpo demo` (make demo): the whole stack on a 2-core CPU in about 20 minutes.
 
 A pipeline config: get_config() is the RL run (egrpo_jax.config schema), get_sft_config() the
 SFT cold start, get_pipeline() the synthetic world, tokenizer and evaluation. Paths (data,

@@ -4,7 +4,8 @@ One SFT cold start, then GRPO (alpha = 0), E-GRPO (alpha = 0.1, 0.3, 0.5) and E-
 decaying 0.3 -> 0 (the paper's ablation), each over seeds 0-4 with the same steps and compute, each
 evaluated on the held-out test split. The report (markdown + PNG plots) goes to <out>/report, and
 to --docs only when given. Finished runs are kept: running the command again resumes where it stopped.
---quick: GRPO and alpha 0.3, seeds 0-1, 4 RL steps, 48 held-out questions: a few minutes.
+--quick: GRPO and alpha 0.3, seeds 0-1, 60 SFT steps, 4 RL steps, 48 held-out questions: every phase,
+shrunk (a smoke run; its numbers say nothing about the claims).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "replicate_cpu.py")
 FULL_SEEDS = (0, 1, 2, 3, 4)
 QUICK_SEEDS = (0, 1)
+QUICK_SFT_STEPS = 60  # a smoke run of every phase, not a usable policy (the full SFT is 400 steps)
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -42,7 +44,7 @@ def configure(parser) -> None:
     parser.add_argument("--config", default=None, help="pipeline config (default configs/replicate_cpu.py)")
     parser.add_argument("--out", default="runs/replicate", help="run folder (checkpoints, logs, per-run evals)")
     parser.add_argument("--docs", default=None, help="also write report.md and plots/ here (e.g. docs/replicate)")
-    parser.add_argument("--quick", action="store_true", help="GRPO and alpha 0.3; seeds 0,1; 4 RL steps; 48 questions")
+    parser.add_argument("--quick", action="store_true", help="GRPO and alpha 0.3; seeds 0,1; 60 SFT and 4 RL steps; 48 questions")
     parser.add_argument("--alphas", default=None, help="comma-separated constant alphas instead of the paper's "
                         "arms (0, 0.1, 0.3, 0.5 and 0.3 -> 0)")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2,3,4)")
@@ -61,7 +63,8 @@ def run(args) -> int:
     arms = tuple(Arm(a) for a in _floats(args.alphas)) if args.alphas else (QUICK_ARMS if args.quick else PAPER_ARMS)
     seeds = _ints(args.seeds) if args.seeds else (QUICK_SEEDS if args.quick else FULL_SEEDS)
     rl_steps = args.rl_steps if args.rl_steps is not None else (4 if args.quick else None)
-    for steps, cfg in ((args.sft_steps, pc.sft), (rl_steps, pc.rl)):
+    sft_steps = args.sft_steps if args.sft_steps is not None else (QUICK_SFT_STEPS if args.quick else None)
+    for steps, cfg in ((sft_steps, pc.sft), (rl_steps, pc.rl)):
         if steps is not None:
             if steps < 1:
                 raise ValueError(f"--sft-steps / --rl-steps must be >= 1, got {steps}")
