@@ -58,7 +58,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.search = dict(backend="bm25", index_dir="", url="", topk=10, snippet_chars=200, page_tokens=1024,
                     failure_warn_rate=0.5, failure_stop_steps=3)  # a step with more failed tool calls warns;
     # failure_stop_steps such steps in a row stop the run (0 = never). See tools/health.py.
-    c.agent = dict(max_tool_calls=40, max_total_tokens=32768, max_turn_tokens=0, prompt_style="full")
+    # max_total_tokens: 4096 keeps eval's KV cache CPU-sized (SmolLM2, 4 x k=3 rows: ~2 GB, 32k: ~18 GB);
+    # the paper's 32k is set by configs/tpu_common.py
+    c.agent = dict(max_tool_calls=40, max_total_tokens=4096, max_turn_tokens=0, prompt_style="full")
     c.sampling = dict(temperature=1.0, top_p=1.0, top_k=0)  # the rollouts RL trains on
     c.rl = dict(
         alpha=0.3, alpha_schedule="constant", alpha_final=0.0, alpha_decay_steps=0, group_size=8,

@@ -11,7 +11,7 @@ from egrpo_jax.config import PROMPT_STYLES
 class AgentConfig:
     group_size: int = 1  # G rollouts per question (rows = questions x G, question-major)
     max_tool_calls: int = 40  # a row asking for call number max_tool_calls + 1 is overlength (paper: 40)
-    max_total_tokens: int = 32768  # prompt + model + host tokens per row (paper: 32k); also capped by the cache
+    max_total_tokens: int = 4096  # prompt + model + host tokens per row (paper: 32k, configs/tpu_common.py); also capped by the cache
     # Most tokens the model may write in one turn; a row that hits it is overlength. It bounds how long
     # one runaway row holds up a decode segment. 0 = only the total budget applies.
     max_turn_tokens: int = 0
