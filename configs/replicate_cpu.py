@@ -11,8 +11,8 @@ claims need (issue 10, item 5):
 
 Same policy shape, cold-start recipe and RL recipe as the demo (docs/rl-diagnosis.md), with 8
 questions x G = 8 per step because rollouts are ~2.5x longer. Full size is estimated at 5-6 hours on
-a loaded 2-core CPU (docs/replicate.md: measured phase costs; not run), and 400 SFT steps do not yet
-give the near-misses the comparison needs; `egrpo replicate --quick` (60 SFT steps, 2 arms x 2 seeds
+a loaded 2-core CPU (docs/replicate.md: measured phase costs; not run), and 250 SFT steps did not yet
+give the near-misses the comparison needs (4.4% of wrong rollouts, target 20%); `egrpo replicate --quick` (60 SFT steps, 2 arms x 2 seeds
 x 4 steps, 48 questions) checks that every phase runs.
 """
 
