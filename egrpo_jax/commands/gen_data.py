@@ -87,9 +87,9 @@ def _synthetic(args):
         "orgs": "n_orgs", "cities": "n_cities", "countries": "n_countries", "works": "n_works",
         "fuzz_rate": "fuzz_rate", "distractor_rate": "distractor_rate"}))
     world.validate()
-    demos = DemoConfig(**{"recovered_rate": demos.recovered_rate, "wrong_rate": demos.wrong_rate,
-                          "seed": demos.seed if args.seed is None else args.seed,
-                          **_overrides(args, {"recovered_rate": "recovered_rate", "wrong_rate": "wrong_rate"})})
+    # replace, not rebuild: every field of the config's DemoConfig (early_stop_rate too) is kept
+    demos = dataclasses.replace(demos, seed=demos.seed if args.seed is None else args.seed,
+                                **_overrides(args, {"recovered_rate": "recovered_rate", "wrong_rate": "wrong_rate"}))
     tools = ToolConfig(**{**dataclasses.asdict(tools), **_overrides(args, {"topk": "topk",
                                                                           "snippet_chars": "snippet_chars"})})
     bpe = dataclasses.replace(bpe, **_overrides(args, {"vocab_size": "vocab_size"}))
