@@ -41,7 +41,7 @@ class _DropOrbaxFailureCopies(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
         return not ("_SignalingThread.run() raised an exception" in msg
-                    or ("Task exception was never retrieved" in msg and "orbax" in msg))
+                    or ("exception was never retrieved" in msg and "orbax" in msg))  # Task or _GatheringFuture
 
 
 def _drop_closed_loop_noise(unraisable, _default=sys.unraisablehook) -> None:
