@@ -51,7 +51,7 @@ def agent_config(cfg) -> AgentConfig:
     a = cfg.agent
     return AgentConfig(group_size=cfg.rl.group_size, max_tool_calls=a.max_tool_calls,
                        max_total_tokens=a.max_total_tokens, max_turn_tokens=a.max_turn_tokens,
-                       prompt_style=a.prompt_style, seed=cfg.train.seed)
+                       segment_steps=a.segment_steps, prompt_style=a.prompt_style, seed=cfg.train.seed)
 
 
 def sampling_params(cfg) -> SamplingParams:

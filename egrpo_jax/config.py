@@ -60,7 +60,11 @@ def default_config() -> ml_collections.ConfigDict:
     # failure_stop_steps such steps in a row stop the run (0 = never). See tools/health.py.
     # max_total_tokens: 4096 keeps eval's KV cache CPU-sized (SmolLM2, 4 x k=3 rows: ~2 GB, 32k: ~18 GB);
     # the paper's 32k is set by configs/tpu_common.py
-    c.agent = dict(max_tool_calls=40, max_total_tokens=4096, max_turn_tokens=0, prompt_style="full")
+    # slots: engine rows for training rollouts (0 = every rollout of a step at once; fewer rows stream the
+    # rollouts through them, see agent/loop.py); eval uses eval.batch_size x eval.k rows.
+    # segment_steps: decode steps between host visits (0 = lock-step turns).
+    c.agent = dict(max_tool_calls=40, max_total_tokens=4096, max_turn_tokens=0, prompt_style="full", slots=0,
+                   segment_steps=0)
     c.sampling = dict(temperature=1.0, top_p=1.0, top_k=0)  # the rollouts RL trains on
     c.rl = dict(
         alpha=0.3, alpha_schedule="constant", alpha_final=0.0, alpha_decay_steps=0, group_size=8,
@@ -120,7 +124,7 @@ RULES: dict[str, tuple[Callable, str]] = {
     "search.snippet_chars": _int(1), "search.page_tokens": _int(1),
     "search.failure_warn_rate": _float(0.0, 1.0), "search.failure_stop_steps": _int(0),
     "agent.max_tool_calls": _int(0), "agent.max_total_tokens": _int(2), "agent.max_turn_tokens": _int(0),
-    "agent.prompt_style": _choice(PROMPT_STYLES),
+    "agent.slots": _int(0), "agent.segment_steps": _int(0), "agent.prompt_style": _choice(PROMPT_STYLES),
     "sampling.temperature": _float(0.0), "sampling.top_p": _float(0.0, 1.0, lo_open=True), "sampling.top_k": _int(0),
     "rl.alpha": _float(0.0), "rl.alpha_schedule": _choice(ALPHA_SCHEDULES), "rl.alpha_final": _float(0.0),
     "rl.alpha_decay_steps": _int(0), "rl.group_size": _int(2), "rl.eps_low": _float(0.0, 1.0),
@@ -161,7 +165,8 @@ RANGES: dict[str, tuple[Callable, str]] = {
     "search.snippet_chars": _within(1, 100_000), "search.page_tokens": _within(1, _TOKENS),
     "search.failure_stop_steps": _within(0, _STEPS),
     "agent.max_tool_calls": _within(0, 1000), "agent.max_total_tokens": _within(2, _TOKENS),
-    "agent.max_turn_tokens": _within(0, _TOKENS),
+    "agent.max_turn_tokens": _within(0, _TOKENS), "agent.slots": _within(0, 1 << 20),
+    "agent.segment_steps": _within(0, _TOKENS),
     "sampling.temperature": _within(0.0, 4.0, "0 is greedy; above ~2 sampling is close to uniform noise"),
     "sampling.top_k": _within(0, _TOKENS),
     "rl.alpha": _within(0.0, 1.0, "the reward of a wrong rollout; above 1 it outscores a correct one"),

@@ -7,6 +7,8 @@ tool-call limit). The trajectory keeps the sampled token ids exactly (never re-t
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
@@ -72,7 +74,7 @@ class _Row:
 
 class _Clock:
     def __init__(self) -> None:
-        self.t: dict[str, float] = {"device": 0.0, "parse": 0.0, "tools": 0.0, "tokenize": 0.0}
+        self.t: dict[str, float] = {"device": 0.0, "parse": 0.0, "tools": 0.0, "tools_wait": 0.0, "tokenize": 0.0}
 
     def timed(self, key: str, fn, *args, **kw):
         t0 = time.perf_counter()
@@ -90,12 +92,24 @@ def run_rollouts(
     cfg: AgentConfig | None = None,
     *,
     on_turn: Callable[[int, int], None] | None = None,
+    on_rollout: Callable[[int, Trajectory], None] | None = None,
+    first_stream: int = 0,
 ) -> tuple[list[Trajectory], dict[str, float]]:
     """Roll out every question cfg.group_size times. `questions`: QARecords or (id, question) pairs.
 
+    The rollouts (question-major, index j = q * G + g) stream through the engine's rows: a free
+    row takes the next rollout (prefilled while the others keep their caches), a row waiting for
+    its tool leaves the decode batch until the response is appended, and tool calls run in a
+    worker thread while the next decode block runs. Rollout j samples from (cfg.seed,
+    first_stream + j, position) whichever row it lands in (a workload split over several calls
+    keeps its streams by passing each part's offset). `cfg.segment_steps` bounds a decode block (0: until every decoding
+    row ends its segment, the lock-step schedule). The schedule depends only on the tokens, never
+    on timing, so a run is reproducible.
+
     `tools` is a tools.registry.ToolSet (anything with `.names` and `.run_batch(calls)`).
-    `on_turn(turn, finished)` is called after every turn with the number of rows finished so far
-    (progress of long rollouts). Returns the trajectories (question-major) and a flat metrics dict.
+    `on_turn(turn, finished)` is called after every decode block with the number of rollouts
+    finished so far; `on_rollout(j, trajectory)` as each one ends. Returns the trajectories
+    (question-major) and a flat metrics dict.
     """
     cfg = cfg or AgentConfig()
     clock = _Clock()
@@ -113,69 +127,95 @@ def run_rollouts(
                              [0.0] * len(prompt)))
     if not rows:
         return [], summarize([], clock.t, 0, time.perf_counter() - t_start)
-    n_engine = int(getattr(engine, "num_rows", len(rows)))
 
-    # A prompt that leaves no room to write is overlength before it starts; it still needs a
-    # (one-token) prompt so the engine's rows line up, and is marked done at once.
-    too_long = [i for i, r in enumerate(rows) if len(r.prompt) >= limit]
-    for i in too_long:
-        rows[i].finish(OVERLENGTH, f"prompt of {len(rows[i].prompt)} tokens leaves no room (limit {limit})")
-    starts = [r.prompt if r.status is None else r.prompt[:1] for r in rows]
-    clock.timed("device", engine.start, starts, seed=cfg.seed)
-    if too_long:
-        clock.timed("device", engine.mark_done, too_long)
+    def finished(j: int) -> None:
+        if on_rollout is not None:
+            on_rollout(j, rows[j].trajectory())
 
+    queue: collections.deque[int] = collections.deque()
+    for j, r in enumerate(rows):
+        if len(r.prompt) >= limit:  # no room to write: overlength before it starts, takes no row
+            r.finish(OVERLENGTH, f"prompt of {len(r.prompt)} tokens leaves no room (limit {limit})")
+            finished(j)
+        else:
+            queue.append(j)
+
+    def budget(j: int) -> int:
+        left = limit - len(rows[j].tokens)
+        return min(left, cfg.max_turn_tokens) if cfg.max_turn_tokens else left
+
+    n_slots = int(engine.num_rows)
+    slot_of: list[int | None] = [None] * n_slots  # rollout held by each engine row
+    decoding: set[int] = set()  # rows in the middle of a segment
+    clock.timed("device", engine.reset, seed=cfg.seed)
+    worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tools")
+    inflight: tuple[concurrent.futures.Future, list[tuple[int, P.ToolCall]]] | None = None
     turns = 0
-    while True:
-        live = [i for i, r in enumerate(rows) if r.status is None]
-        if not live:
-            break
-        budget = [0] * n_engine
-        for i in live:
-            left = limit - len(rows[i].tokens)
-            budget[i] = min(left, cfg.max_turn_tokens) if cfg.max_turn_tokens else left
-        segs = clock.timed("device", engine.decode_segment, budget)
-        turns += 1
-        calls: list[tuple[int, P.ToolCall]] = []
-        done: list[int] = []
-        for i in live:
-            seg = segs[i]
-            row = rows[i]
-            if seg is None:  # the engine considers it done: count it as running out of room
-                row.finish(OVERLENGTH, "engine reported the row as done")
-                done.append(i)
-                continue
-            call = _take_segment(row, seg, tokenizer, eos, names, cfg, limit, clock)
-            if call is not None:
-                calls.append((i, call))
-            else:
-                done.append(i)
-
-        if calls:
-            results = clock.timed("tools", tools.run_batch, [c for _, c in calls])
-            bodies = [render_tool_response(res.text) for res in results]
-            encoded = clock.timed("tokenize", encode_tool_responses, tokenizer, [res.text for res in results])
-            ext_rows, ext_tokens = [], []
-            for (i, call), res, body, ids in zip(calls, results, bodies, encoded, strict=True):
-                row = rows[i]
-                row.calls.append(ToolCallRecord(call.name, dict(call.arguments), res.text, res.ok, res.latency_s))
-                if len(row.tokens) + len(ids) > limit:
-                    row.finish(OVERLENGTH, f"tool response of {len(ids)} tokens overflows the {limit}-token limit")
-                    done.append(i)
-                    continue
-                row.add(ids, model=False)
-                row.text.append(body)
-                ext_rows.append(i)
-                ext_tokens.append(ids)
-            if ext_rows:
-                clock.timed("device", engine.extend, ext_rows, ext_tokens)
-        if done:
-            clock.timed("device", engine.mark_done, done)
-        if on_turn is not None:
-            on_turn(turns, sum(r.status is not None for r in rows))
+    try:
+        while True:
+            free = [s for s in range(n_slots) if slot_of[s] is None]
+            take = [queue.popleft() for _ in range(min(len(free), len(queue)))]
+            if take:
+                slots = free[: len(take)]
+                for s, j in zip(slots, take):
+                    slot_of[s] = j
+                clock.timed("device", engine.insert, slots, [rows[j].prompt for j in take], stream_ids=[first_stream + j for j in take])
+                engine.begin(slots, [budget(j) for j in take])
+                decoding.update(slots)
+            ended: dict[int, Segment] = {}
+            if decoding:
+                ended = clock.timed("device", engine.decode, cfg.segment_steps)
+                decoding.difference_update(ended)
+                turns += 1
+            release: list[int] = []
+            if inflight is not None:  # the previous block's tool calls ran while this block decoded
+                future, calls = inflight
+                inflight = None
+                results = clock.timed("tools_wait", future.result)
+                ext_slots, ext_tokens = [], []
+                encoded = clock.timed("tokenize", encode_tool_responses, tokenizer, [res.text for res in results])
+                for (s, call), res, ids in zip(calls, results, encoded, strict=True):
+                    row = rows[slot_of[s]]
+                    row.calls.append(ToolCallRecord(call.name, dict(call.arguments), res.text, res.ok, res.latency_s))
+                    if len(row.tokens) + len(ids) > limit:
+                        row.finish(OVERLENGTH, f"tool response of {len(ids)} tokens overflows the {limit}-token limit")
+                        release.append(s)
+                        continue
+                    row.add(ids, model=False)
+                    row.text.append(render_tool_response(res.text))
+                    ext_slots.append(s)
+                    ext_tokens.append(ids)
+                if ext_slots:
+                    clock.timed("device", engine.extend, ext_slots, ext_tokens)
+                    engine.begin(ext_slots, [budget(slot_of[s]) for s in ext_slots])
+                    decoding.update(ext_slots)
+            calls: list[tuple[int, P.ToolCall]] = []
+            for s in sorted(ended):
+                call = _take_segment(rows[slot_of[s]], ended[s], tokenizer, eos, names, cfg, limit, clock)
+                if call is not None:
+                    calls.append((s, call))
+                else:
+                    release.append(s)
+            if calls:
+                inflight = (worker.submit(_timed_tools, tools, [c for _, c in calls], clock), calls)
+            if release:
+                clock.timed("device", engine.mark_done, release)
+                for s in release:
+                    finished(slot_of[s])
+                    slot_of[s] = None
+            if on_turn is not None and ended:
+                on_turn(turns, sum(r.status is not None for r in rows))
+            if inflight is None and not queue and all(s is None for s in slot_of):
+                break
+    finally:
+        worker.shutdown(wait=True)
 
     trajs = [r.trajectory() for r in rows]
     return trajs, summarize(trajs, clock.t, turns, time.perf_counter() - t_start)
+
+
+def _timed_tools(tools: Any, calls: list, clock: _Clock) -> list:
+    return clock.timed("tools", tools.run_batch, calls)
 
 
 def _take_segment(

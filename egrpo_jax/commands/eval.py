@@ -134,12 +134,12 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    # progress per finished rollout, turn by turn: a batch of long rollouts shows movement too
+    # progress per finished rollout; the dump gets each question as soon as its k rollouts end
     bar = tqdm(total=len(records) * e.k, desc="eval", unit="rollout", file=sys.stderr, dynamic_ncols=True)
     correct = [0, 0]
     with (out / "trajectories.jsonl").open("w") as dump, build_tools(cfg, tokenizer) as tools:
 
-        def on_batch(_b, trajs, scores):
+        def on_question(_i, trajs, scores):
             for t in trajs:
                 dump.write(json.dumps(_trajectory_row(t)) + "\n")
             dump.flush()
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
                 cfg, model, tokenizer, records, tools, str(out), title=args.title or f"Evaluation of {cfg.model.path}",
                 meta={"model": cfg.model.path, "questions_file": e.questions,
                       "search": cfg.search.index_dir or cfg.search.url or cfg.data.corpus},
-                training_rows=training_rows, on_batch=on_batch, on_progress=bar.update)
+                training_rows=training_rows, on_question=on_question, on_progress=bar.update)
         finally:
             bar.close()
     c = s["entity_comparison"]

@@ -119,14 +119,14 @@ def evaluate_policy(model, tok, tools, records, cfg, out_dir: str, *, title: str
     bar = tqdm(total=n, desc=f"eval {title}", unit="rollout", disable=not progress, dynamic_ncols=True)
     seen = [0, 0]
 
-    def on_batch(_b, _trajs, scores):
+    def on_question(_i, _trajs, scores):
         seen[0] += sum(s.correct for s in scores)
         seen[1] += len(scores)
         bar.set_postfix(acc=f"{seen[0] / max(seen[1], 1):.2f}", refresh=False)
 
     try:
         return evaluate_to_report(cfg, model, tok, records, tools, out_dir, title=title, meta=dict(meta or {}),
-                                  training_rows=training_rows, on_batch=on_batch, on_progress=bar.update)
+                                  training_rows=training_rows, on_question=on_question, on_progress=bar.update)
     finally:
         bar.close()
 

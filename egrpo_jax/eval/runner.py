@@ -1,10 +1,10 @@
 """Evaluate a policy: k rollouts per question through the agent loop, then score and summarise.
 
-Questions are processed in batches of `batch_size` questions (batch_size * k engine rows). One
-engine is built for the whole evaluation and restarted per batch, so its compiled executables
-and its KV cache (rows x agent.max_total_tokens: the memory an evaluation needs) are reused. Each
-batch gets its own sampling seed (seed + batch index), so batches draw different random streams
-while the whole evaluation stays reproducible from `seed`.
+All questions x k rollouts stream through one engine of `batch_size * k` rows (agent/loop.py): a
+row that finishes takes the next rollout at once, so no row waits for the slowest rollout of a
+batch, and memory is that engine's KV cache (rows x agent.max_total_tokens) whatever the number
+of questions. Rollout j (question j // k, sample j % k) samples from (seed, j, position), so the
+result does not depend on batch_size.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ TIMING_FILE = "timing.json"  # next to the report: the agent loop's host / devic
 PAPER_SAMPLING = SamplingParams(temperature=0.6, top_p=0.95)
 
 EngineFactory = Callable[[int], RolloutEngine]  # num_rows -> engine
-BatchHook = Callable[[int, list[Trajectory], list[RolloutScore]], None]  # (batch index, trajs, scores)
-ProgressHook = Callable[[int], None]  # rollouts finished since the last call (called after every turn)
+QuestionHook = Callable[[int, list[Trajectory], list[RolloutScore]], None]  # (question index, trajs, scores)
+ProgressHook = Callable[[int], None]  # rollouts finished since the last call
 
 
 def default_engine_factory(model: Any, tokenizer: TokenizerLike, sampling: SamplingParams,
@@ -57,16 +57,18 @@ def evaluate(
     strict: bool = False,
     judge: Judge | None = None,
     engine_factory: EngineFactory | None = None,
-    on_batch: BatchHook | None = None,
+    on_question: QuestionHook | None = None,
     on_progress: ProgressHook | None = None,
 ) -> tuple[list[RolloutScore], dict]:
     """Roll out each record k times and score it; returns (per-rollout scores, summary).
 
     `agent_cfg` supplies the limits and prompt style; its group_size and seed are replaced by k and
-    seed. `engine_factory(num_rows)` overrides the engine (tests pass a scripted one; `model` is
-    then unused). `on_batch` sees each batch's trajectories and scores as they finish (rollout
-    dumps); `on_progress(n)` hears of every n rollouts finished, turn by turn (progress bars). The
-    summary adds the agent loop's timing to `summarize`'s metrics.
+    seed. `batch_size` questions are in flight at once (batch_size * k engine rows).
+    `engine_factory(num_rows)` overrides the engine (tests pass a scripted one; `model` is then
+    unused). `on_question(i, trajs, scores)` sees each question's k trajectories and scores as soon
+    as its last rollout ends (rollout dumps; in the order questions finish); `on_progress(1)` hears
+    of every finished rollout (progress bars). The summary adds the agent loop's timing to
+    `summarize`'s metrics.
     """
     if k < 1:
         raise ValueError(f"eval.k must be >= 1, got {k}")
@@ -79,33 +81,29 @@ def evaluate(
         dup = next(i for i in ids if ids.count(i) > 1)
         raise ValueError(f"eval: question id {dup!r} appears more than once")
     base = agent_cfg or AgentConfig()
-    rows = min(batch_size, len(records)) * k
+    records = list(records)
     make = engine_factory or default_engine_factory(model, tokenizer, sampling, base.max_total_tokens)
-    engine = make(rows)
+    engine = make(min(batch_size, len(records)) * k)
 
     t0 = time.perf_counter()
-    scores: list[RolloutScore] = []
-    loop_time: dict[str, float] = {}
-    for b, start in enumerate(range(0, len(records), batch_size)):
-        batch = list(records[start : start + batch_size])
-        cfg = dataclasses.replace(base, group_size=k, seed=seed + b)
-        seen = [0]
+    groups: list[list[Trajectory | None]] = [[None] * k for _ in records]
+    per_question: list[list[RolloutScore] | None] = [None] * len(records)
 
-        def on_turn(_turn: int, finished: int, seen=seen) -> None:
-            if on_progress is not None and finished > seen[0]:
-                on_progress(finished - seen[0])
-                seen[0] = finished
+    def on_rollout(j: int, traj: Trajectory) -> None:
+        qi, g = divmod(j, k)
+        groups[qi][g] = traj
+        if on_progress is not None:
+            on_progress(1)
+        if all(t is not None for t in groups[qi]):
+            per_question[qi] = score_rollouts(groups[qi], [records[qi]], strict=strict, judge=judge)
+            if on_question is not None:
+                on_question(qi, list(groups[qi]), per_question[qi])
 
-        trajs, loop_metrics = run_rollouts(engine, tokenizer, batch, tools, cfg, on_turn=on_turn)
-        batch_scores = score_rollouts(trajs, batch, strict=strict, judge=judge)
-        scores.extend(batch_scores)
-        for key, v in loop_metrics.items():
-            if key.startswith("time/"):
-                loop_time[key] = loop_time.get(key, 0.0) + v
-        if on_batch is not None:
-            on_batch(b, trajs, batch_scores)
+    cfg = dataclasses.replace(base, group_size=k, seed=seed)
+    _, loop_metrics = run_rollouts(engine, tokenizer, records, tools, cfg, on_rollout=on_rollout)
+    scores = [s for q in per_question for s in q]
     summary = summarize(scores, ks if ks is not None else sorted({1, k}))
-    summary.update({key: round(v, 4) for key, v in sorted(loop_time.items())})
+    summary.update({key: round(v, 4) for key, v in sorted(loop_metrics.items()) if key.startswith("time/")})
     summary["time/eval_s"] = round(time.perf_counter() - t0, 4)
     summary["sampling"] = dataclasses.asdict(sampling)
     return scores, summary
@@ -113,7 +111,7 @@ def evaluate(
 
 def evaluate_to_report(cfg, model: Any, tokenizer: TokenizerLike, records: Sequence[QARecord], tools: Any,
                        out_dir: str, *, title: str, meta: dict | None = None, training_rows=None,
-                       on_batch: BatchHook | None = None, on_progress: ProgressHook | None = None) -> dict:
+                       on_question: QuestionHook | None = None, on_progress: ProgressHook | None = None) -> dict:
     """`evaluate` with a run config's eval.* and agent.* keys (the first eval.limit questions), then the
     report folder (eval.report); returns the report's summary. `egrpo eval` and the demo pipelines."""
     e = cfg.eval
@@ -121,7 +119,7 @@ def evaluate_to_report(cfg, model: Any, tokenizer: TokenizerLike, records: Seque
     ks = sorted({1, e.k})
     scores, summary = evaluate(model, tokenizer, records, tools, k=e.k, sampling=eval_sampling(cfg),
                                agent_cfg=agent_config(cfg), batch_size=e.batch_size, seed=e.seed, ks=ks,
-                               strict=e.strict_match, on_batch=on_batch, on_progress=on_progress)
+                               strict=e.strict_match, on_question=on_question, on_progress=on_progress)
     m = {"questions": len(records), "k": e.k, "temperature": e.temperature, "top_p": e.top_p, "top_k": e.top_k,
          "seed": e.seed, "max_tool_calls": cfg.agent.max_tool_calls, "max_total_tokens": cfg.agent.max_total_tokens,
          "max_turn_tokens": cfg.agent.max_turn_tokens, "prompt_style": cfg.agent.prompt_style,

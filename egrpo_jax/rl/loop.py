@@ -84,7 +84,8 @@ class RLTrainer:
                                microbatches=cfg.optim.microbatches)
         self.alpha = alpha_schedule(cfg.rl.alpha_schedule, cfg.rl.alpha, cfg.rl.alpha_final, cfg.rl.alpha_decay_steps)
         self.pad_id = int(tokenizer.pad_id)
-        self.engine = engine or build_engine(model, tokenizer, num_rows=cfg.data.batch_size * self.group,
+        slots = cfg.agent.slots or cfg.data.batch_size * self.group  # rollouts stream through fewer rows
+        self.engine = engine or build_engine(model, tokenizer, num_rows=slots,
                                              max_len=cfg.agent.max_total_tokens, sampling=sampling_params(cfg),
                                              mesh=mesh)
         self.empty_steps = 0

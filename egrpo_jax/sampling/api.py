@@ -47,24 +47,32 @@ class Segment:
 
 
 class RolloutEngine(Protocol):
-    """A batch of independent rows over one persistent KV cache."""
+    """`num_rows` rows over one persistent KV cache; rollouts come and go row by row.
 
+    A row is free, paused (holds a sequence, waits for the host) or decoding one segment. The agent
+    loop inserts a rollout into a free row, begins a segment, decodes in blocks, appends tool
+    responses to paused rows and frees rows whose rollout ended.
+    """
+
+    num_rows: int
     max_len: int  # cache slots per row (prompt + everything appended)
 
-    def start(self, prompts: Sequence[Sequence[int]], *, seed: int = 0) -> None:
-        """Prefill each row with its prompt (ragged lengths); all rows become live."""
+    def reset(self, *, seed: int = 0) -> None:
+        """Every row free; the model's current parameters are the ones sampled from until the next reset."""
 
-    def decode_segment(self, max_new_tokens: int | Sequence[int]) -> list[Segment | None]:
-        """Decode every live row until a stop sequence, EOS, its budget or the cache end.
+    def insert(self, rows: Sequence[int], prompts: Sequence[Sequence[int]], *, stream_ids: Sequence[int],
+               seeds: Sequence[int] | None = None) -> None:
+        """Prefill free rows with prompts (ragged lengths); row i samples from (seed, stream_ids[i], position)."""
 
-        Returns one entry per row: a Segment for rows that were live, None for done rows.
-        """
+    def begin(self, rows: Sequence[int], max_new_tokens: Sequence[int]) -> None:
+        """Paused rows start a segment of at most max_new_tokens[i] tokens."""
+
+    def decode(self, max_steps: int = 0) -> dict[int, Segment]:
+        """Decode every decoding row for up to max_steps steps (0: until each segment ends); the
+        Segments of the rows whose segment ended (a stop sequence, EOS, its budget or the cache end)."""
 
     def extend(self, rows: Sequence[int], tokens: Sequence[Sequence[int]]) -> None:
-        """Append host-written tokens (e.g. a tool response) to the given rows' caches."""
+        """Append host-written tokens (e.g. a tool response) to paused rows' caches."""
 
     def mark_done(self, rows: Sequence[int]) -> None:
-        """Rows that stop taking part in later segments."""
-
-    def lengths(self) -> np.ndarray:
-        """Tokens currently held in each row's cache, int [rows]."""
+        """Free these rows (their rollout ended)."""

@@ -138,10 +138,21 @@ class Engine:
         self.cache = init_cache(cfg, self.num_rows, self.max_len, cache_dtype, self.mesh)
         self._graphdef = nnx.graphdef(model)
         self._state = None
-        self._len = np.zeros(self.num_rows, np.int64)
-        self._pending = np.zeros(self.num_rows, np.int32)
-        self._live = np.zeros(self.num_rows, bool)
-        self._seed = 0
+        n = self.num_rows
+        self._len = np.zeros(n, np.int64)
+        self._pending = np.zeros(n, np.int32)
+        self._live = np.zeros(n, bool)  # the row holds a sequence (a free slot does not)
+        # A live row is either paused (waiting for the host: a tool response, or its next segment)
+        # or decoding one segment, whose state survives across decode() calls:
+        self._decoding = np.zeros(n, bool)
+        self._budget = np.zeros(n, np.int64)  # this segment's token budget
+        self._produced = np.zeros(n, np.int64)  # tokens decoded in this segment so far
+        self._stop_state = np.zeros(n, np.int32)  # stop automaton state (host text never starts a stop)
+        self._acc: list[tuple[list, list, list]] = [([], [], []) for _ in range(n)]
+        # Sampling keys come from (seed, stream id, position) per row, not from the slot index, so a
+        # rollout draws the same random stream in whichever slot it runs.
+        self._kseed = np.zeros(n, np.int32)
+        self._kid = np.arange(n, dtype=np.int32)
         self._used: set[tuple] = set()
         self.compile_count = 0  # compilations this engine caused (executables are shared)
         self.compile_seconds = 0.0
@@ -169,38 +180,60 @@ class Engine:
     def live(self) -> np.ndarray:
         return self._live.copy()
 
-    def start(self, prompts: Sequence[Sequence[int]], *, seed: int = 0) -> None:
-        """Prefill rows 0..len(prompts)-1 with their prompts; other rows start done.
+    def decoding(self) -> np.ndarray:
+        """Rows in the middle of a segment (begun, not yet ended)."""
+        return self._decoding.copy()
 
-        Snapshots the model's current parameters, so a policy updated in place between rollouts
-        is picked up here.
-        """
-        if not 1 <= len(prompts) <= self.num_rows:
-            raise ValueError(f"start: got {len(prompts)} prompts for an engine of {self.num_rows} rows")
-        seqs = []
-        for i, p in enumerate(prompts):
-            ids = self._check_ids(p, f"start: prompts[{i}]")
-            if not ids:
-                raise ValueError(f"start: prompts[{i}] is empty")
-            if len(ids) > self.max_len:
-                raise ValueError(f"start: prompts[{i}] has {len(ids)} tokens > max_len {self.max_len}")
-            seqs.append(ids)
+    def reset(self, *, seed: int = 0) -> None:
+        """Every row becomes free; snapshots the model's current parameters, so a policy updated in
+        place between rollouts is picked up here."""
         self._state = nnx.state(self.model)
-        self._seed = int(seed)
         self._len[:] = 0
         self._live[:] = False
+        self._decoding[:] = False
         self._pending[:] = self.pad_id
+        self._kseed[:] = int(seed)
+        self._kid[:] = np.arange(self.num_rows)
+
+    def start(self, prompts: Sequence[Sequence[int]], *, seed: int = 0) -> None:
+        """reset(seed), then prefill rows 0..len(prompts)-1 with their prompts (stream id = row)."""
+        if not 1 <= len(prompts) <= self.num_rows:
+            raise ValueError(f"start: got {len(prompts)} prompts for an engine of {self.num_rows} rows")
+        self.reset(seed=seed)
+        self.insert(range(len(prompts)), prompts)
+
+    def insert(self, rows: Sequence[int], prompts: Sequence[Sequence[int]], *,
+               stream_ids: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> None:
+        """Prefill free rows with prompts (one chunked write; other rows keep decoding state). Each
+        row samples from (seeds[i] or the reset seed, stream_ids[i] or the row index, position)."""
+        self._require_started("insert")
+        rows = [self._check_row(r, "insert") for r in rows]
+        if len(rows) != len(prompts):
+            raise ValueError(f"insert: {len(rows)} rows but {len(prompts)} prompts")
+        for what, v in (("stream_ids", stream_ids), ("seeds", seeds)):
+            if v is not None and len(v) != len(rows):
+                raise ValueError(f"insert: {len(rows)} rows but {len(v)} {what}")
+        if len(set(rows)) != len(rows):
+            raise ValueError(f"insert: duplicate rows in {rows}")
         writes = {}
-        for r, ids in enumerate(seqs):
-            self._len[r] = len(ids)
-            self._pending[r] = ids[-1]
-            self._live[r] = True
+        for i, (r, p) in enumerate(zip(rows, prompts)):
+            if self._live[r]:
+                raise ValueError(f"insert: row {r} is in use (mark_done it first)")
+            ids = self._check_ids(p, f"insert: prompts[{i}]")
+            if not ids:
+                raise ValueError(f"insert: prompts[{i}] is empty")
+            if len(ids) > self.max_len:
+                raise ValueError(f"insert: prompts[{i}] has {len(ids)} tokens > max_len {self.max_len}")
             if len(ids) > 1:
                 writes[r] = (0, ids[:-1])
+            self._len[r], self._pending[r], self._live[r], self._decoding[r] = len(ids), ids[-1], True, False
+            self._kid[r] = r if stream_ids is None else int(stream_ids[i])
+            if seeds is not None:
+                self._kseed[r] = int(seeds[i])
         self._write(writes)
 
     def extend(self, rows: Sequence[int], tokens: Sequence[Sequence[int]]) -> None:
-        """Append host tokens to each given row at its own position (one chunked write)."""
+        """Append host tokens to each given (paused) row at its own position (one chunked write)."""
         self._require_started("extend")
         if len(rows) != len(tokens):
             raise ValueError(f"extend: {len(rows)} rows but {len(tokens)} token lists")
@@ -214,6 +247,8 @@ class Engine:
                 continue
             if not self._live[r]:
                 raise ValueError(f"extend: row {r} is done")
+            if self._decoding[r]:
+                raise ValueError(f"extend: row {r} is in the middle of a segment")
             if self._len[r] + len(ids) > self.max_len:
                 raise ValueError(
                     f"extend: row {r} holds {self._len[r]} tokens; +{len(ids)} exceeds max_len {self.max_len}"
@@ -226,11 +261,83 @@ class Engine:
             self._len[r] += len(seq)
 
     def mark_done(self, rows: Sequence[int]) -> None:
+        """Rows that take no further part: their slots are free for insert."""
         for r in rows:
-            self._live[self._check_row(r, "mark_done")] = False
+            r = self._check_row(r, "mark_done")
+            self._live[r] = self._decoding[r] = False
+
+    def begin(self, rows: Sequence[int], max_new_tokens: int | Sequence[int]) -> None:
+        """Paused rows start a segment of at most max_new_tokens tokens (one budget, or one per row)."""
+        self._require_started("begin")
+        rows = [self._check_row(r, "begin") for r in rows]
+        budgets = [int(max_new_tokens)] * len(rows) if isinstance(max_new_tokens, (int, np.integer)) \
+            else [int(b) for b in max_new_tokens]
+        if len(budgets) != len(rows):
+            raise ValueError(f"begin: {len(rows)} rows but {len(budgets)} budgets")
+        for r, b in zip(rows, budgets):
+            if b < 0:
+                raise ValueError(f"begin: max_new_tokens must be >= 0, got {b}")
+            if not self._live[r]:
+                raise ValueError(f"begin: row {r} is done")
+            if self._decoding[r]:
+                raise ValueError(f"begin: row {r} is already decoding")
+            self._decoding[r], self._budget[r], self._produced[r], self._stop_state[r] = True, b, 0, 0
+            self._acc[r] = ([], [], [])
+
+    def decode(self, max_steps: int = 0) -> dict[int, Segment]:
+        """Decode every decoding row for up to `max_steps` steps (0: until each one's segment ends).
+
+        Returns {row: Segment} for the rows whose segment ended (they become paused); the others
+        keep their partial segment and continue at the next call.
+        """
+        self._require_started("decode")
+        if max_steps < 0:
+            raise ValueError(f"decode: max_steps must be >= 0, got {max_steps}")
+        out: dict[int, Segment] = {}
+        active = []
+        for r in np.flatnonzero(self._decoding):
+            r = int(r)
+            if self._len[r] >= self.max_len:
+                self._end(r, LENGTH, -1, out)
+            elif self._produced[r] >= self._budget[r]:
+                self._end(r, BUDGET, -1, out)
+            else:
+                active.append(r)
+        # The output buffer (a compile key) is sized once per call from the segments' budgets.
+        span = int(self._budget[active].max()) if active else 0
+        tb = bucket(min(span, max_steps) if max_steps else span, 16)
+        steps = 0
+        while active and (max_steps == 0 or steps < max_steps):
+            limit = tb if max_steps == 0 else max_steps - steps
+            rows, live = self._rows_for(active)
+            rem = np.where(live, self._budget[rows] - self._produced[rows], 0)
+            reach = self._len[rows] + np.minimum(rem, self.max_len - self._len[rows]) - 1
+            window = min(self.max_len, bucket(int(reach[live].max()), self.min_window))
+            res = self._run_decode(rows, live, rem, tb, window, limit)
+            o_tok, o_lp, o_raw, count, reason, stop_idx, win, pending, ran = res
+            steps += int(ran)
+            still = []
+            for i in np.flatnonzero(live):
+                r = int(rows[i])
+                c = int(count[i])
+                acc = self._acc[r]
+                acc[0].extend(o_tok[i, :c].tolist())
+                acc[1].extend(o_lp[i, :c].tolist())
+                acc[2].extend(o_raw[i, :c].tolist())
+                self._produced[r] += c
+                self._len[r] += c
+                self._pending[r] = pending[i]
+                self._stop_state[r] = win[i]
+                code = int(reason[i])
+                if code:
+                    self._end(r, _REASONS[code], int(stop_idx[i]) if code == 1 else -1, out)
+                else:
+                    still.append(r)
+            active = still
+        return out
 
     def decode_segment(self, max_new_tokens: int | Sequence[int]) -> list[Segment | None]:
-        """Decode all live rows until stop sequence / EOS / budget / cache end (see RolloutEngine)."""
+        """Every live row decodes one whole segment (see RolloutEngine): begin + decode(0)."""
         self._require_started("decode_segment")
         if isinstance(max_new_tokens, (int, np.integer)):
             budget = np.full(self.num_rows, int(max_new_tokens), np.int64)
@@ -242,54 +349,16 @@ class Engine:
                 )
         if (budget < 0).any():
             raise ValueError(f"decode_segment: max_new_tokens must be >= 0, got {budget.min()}")
+        rows = [int(r) for r in np.flatnonzero(self._live & ~self._decoding)]
+        self.begin(rows, budget[rows].tolist())
+        ended = self.decode(0)
+        return [ended.get(r) for r in range(self.num_rows)]
 
-        out: list[Segment | None] = [None] * self.num_rows
-        toks: dict[int, list] = {}
-        lps: dict[int, list] = {}
-        raws: dict[int, list] = {}
-        active = []
-        for r in range(self.num_rows):
-            if not self._live[r]:
-                continue
-            if self._len[r] >= self.max_len:
-                out[r] = Segment([], [], [], LENGTH)
-            elif budget[r] == 0:
-                out[r] = Segment([], [], [], BUDGET)
-            else:
-                active.append(r)
-                toks[r], lps[r], raws[r] = [], [], []
-        if not active:
-            return out
-
-        produced = np.zeros(self.num_rows, np.int64)
-        stop_state = np.zeros(self.num_rows, np.int32)  # per segment: host text never starts a stop
-        tb = bucket(int(budget[active].max()), 16)
-        while active:
-            rows, live = self._rows_for(active)
-            rem = np.where(live, budget[rows] - produced[rows], 0)
-            reach = self._len[rows] + np.minimum(rem, self.max_len - self._len[rows]) - 1
-            window = min(self.max_len, bucket(int(reach[live].max()), self.min_window))
-            res = self._run_decode(rows, live, rem, stop_state[rows], tb, window)
-            o_tok, o_lp, o_raw, count, reason, stop_idx, win, pending = res
-            still = []
-            for i in np.flatnonzero(live):
-                r = int(rows[i])
-                c = int(count[i])
-                toks[r].extend(o_tok[i, :c].tolist())
-                lps[r].extend(o_lp[i, :c].tolist())
-                raws[r].extend(o_raw[i, :c].tolist())
-                produced[r] += c
-                self._len[r] += c
-                self._pending[r] = pending[i]
-                stop_state[r] = win[i]
-                code = int(reason[i])
-                if code:
-                    idx = int(stop_idx[i]) if code == 1 else -1
-                    out[r] = Segment(toks[r], lps[r], raws[r], _REASONS[code], idx)
-                else:
-                    still.append(r)
-            active = still
-        return out
+    def _end(self, r: int, reason: str, idx: int, out: dict[int, Segment]) -> None:
+        toks, lps, raws = self._acc[r]
+        out[r] = Segment(toks, lps, raws, reason, idx)
+        self._acc[r] = ([], [], [])
+        self._decoding[r] = False
 
     # ------------------------------------------------------------------ internals
     def _require_started(self, what: str) -> None:
@@ -356,52 +425,72 @@ class Engine:
         return exe(*args)
 
     def _write(self, writes: dict[int, tuple[int, list[int]]]) -> None:
-        """Write token runs {row: (first position, ids)} into the cache, chunk by chunk."""
+        """Write token runs {row: (first position, ids)} into the cache, chunk by chunk.
+
+        With compaction, only the written rows (padded to a power of two with parked filler rows)
+        run through the model: a rollout prefilled into one free row, or one row's tool response,
+        costs that row's tokens, not the whole batch's."""
         if not writes:
             return
+        size = bucket(len(writes)) if self.compact else self.num_rows
+        if size >= self.num_rows:
+            size, rows = self.num_rows, None
+        else:
+            chosen = sorted(writes)
+            rows = chosen + [r for r in range(self.num_rows) if r not in writes][: size - len(chosen)]
         longest = max(len(ids) for _, ids in writes.values())
         chunk = min(bucket(longest, 16), self.prefill_chunk)
         n_chunks = -(-longest // chunk)
-        tok = np.full((self.num_rows, n_chunks * chunk), self.pad_id, np.int32)
-        pos = np.full((self.num_rows, n_chunks * chunk), self.max_len, np.int32)
-        for r, (p0, ids) in writes.items():
-            tok[r, : len(ids)] = ids
-            pos[r, : len(ids)] = np.arange(p0, p0 + len(ids))
+        tok = np.full((size, n_chunks * chunk), self.pad_id, np.int32)
+        pos = np.full((size, n_chunks * chunk), self.max_len, np.int32)
+        for i, r in enumerate(rows if rows is not None else range(self.num_rows)):
+            if r in writes:
+                p0, ids = writes[r]
+                tok[i, : len(ids)] = ids
+                pos[i, : len(ids)] = np.arange(p0, p0 + len(ids))
+        row_arg = () if rows is None else (self._put(np.asarray(rows, np.int32)),)
         for c in range(n_chunks):
             ct, cp = tok[:, c * chunk:(c + 1) * chunk], pos[:, c * chunk:(c + 1) * chunk]
             written = cp[cp < self.max_len]
             if written.size == 0:
                 continue
             window = min(self.max_len, bucket(int(written.max()) + 1, self.min_window))
-            key = ("write", chunk, window)
-            args = (self._state, self.cache, self._put(ct), self._put(cp))
-            self.cache = self._call(key, lambda w=window: self._write_fn(w), args)
+            key = ("write", chunk, window, size)
+            args = (self._state, self.cache, self._put(ct), self._put(cp), *row_arg)
+            self.cache = self._call(key, lambda w=window, g=rows is not None: self._write_fn(w, g), args)
 
-    def _write_fn(self, window: int):
+    def _write_fn(self, window: int, gather: bool):
         graphdef = self._graphdef
 
-        def fn(state, cache, tokens, positions):
+        def fn(state, cache, tokens, positions, rows=None):
             model = nnx.merge(graphdef, state)
-            small = _window(cache, window)
+            if gather:
+                small = KVCache(k=cache.k[:, rows, :window], v=cache.v[:, rows, :window])
+            else:
+                small = _window(cache, window)
             positions = jnp.minimum(positions, window)  # padding parks at `window`: dropped
             _, small = model.hidden(tokens, positions, cache=small)
+            if gather:
+                return KVCache(k=cache.k.at[:, rows, :window].set(small.k), v=cache.v.at[:, rows, :window].set(small.v))
             return _unwindow(cache, small)
 
         return fn
 
-    def _run_decode(self, rows, live, rem, stop_state, tb: int, window: int):
+    def _run_decode(self, rows, live, rem, tb: int, window: int, limit: int):
         min_live = len(rows) // 2 if self.compact and len(rows) > self.min_rows_bucket else 0
         key = ("decode", len(rows), tb, window, min_live, self.sampling, self.pad_id)
         args = (
             self._state,
             self.cache,
             self._put(rows.astype(np.int32)),
-            self._put(np.int32(self._seed)),
+            self._put(self._kseed[rows].astype(np.int32)),
+            self._put(self._kid[rows].astype(np.int32)),
             self._put(self._pending[rows].astype(np.int32)),
             self._put((self._len[rows] - 1).astype(np.int32)),
             self._put(live),
             self._put(rem.astype(np.int32)),
-            self._put(stop_state.astype(np.int32)),
+            self._put(self._stop_state[rows].astype(np.int32)),
+            self._put(np.int32(min(limit, tb))),
             self._stop_dev,
             self._put(self._eos),
         )
@@ -415,7 +504,7 @@ class Engine:
         max_len = self.max_len
         pad = self.pad_id
 
-        def fn(state, cache, rows, seed, pending, pos, live, rem, stop_state, stop_table, eos):
+        def fn(state, cache, rows, seeds, kids, pending, pos, live, rem, stop_state, limit, stop_table, eos):
             model = nnx.merge(graphdef, state)
             if full_rows:
                 small = _window(cache, window)
@@ -432,13 +521,13 @@ class Engine:
             }
 
             def cond(c):
-                return (c["step"] < tb) & (jnp.sum(c["live"]) > min_live)
+                return (c["step"] < limit) & (jnp.sum(c["live"]) > min_live)
 
             def body(c):
                 live = c["live"]
                 qpos = jnp.where(live, c["pos"], window)  # finished rows write nowhere
                 logits, kv = model(c["pending"][:, None], qpos[:, None], cache=c["cache"])
-                keys = smp.row_keys(seed, rows, c["pos"] + 1)
+                keys = smp.row_keys(seeds, kids, c["pos"] + 1)
                 tok, lp, raw = smp.sample(logits[:, 0], keys, params)
                 tok = jnp.where(live, tok, pad)
                 nxt = stop_table[c["win"], tok]  # next automaton state, or -(1 + stop index)
@@ -474,6 +563,7 @@ class Engine:
             else:
                 kv = c["cache"]
                 cache = KVCache(k=cache.k.at[:, rows, :window].set(kv.k), v=cache.v.at[:, rows, :window].set(kv.v))
-            return cache, (c["tok"], c["lp"], c["raw"], c["count"], c["reason"], c["stop_idx"], c["win"], c["pending"])
+            return cache, (c["tok"], c["lp"], c["raw"], c["count"], c["reason"], c["stop_idx"], c["win"], c["pending"],
+                           c["step"])
 
         return fn

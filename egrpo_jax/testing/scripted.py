@@ -1,15 +1,13 @@
 """Test doubles for the agent loop: a scripted RolloutEngine and a tokenizer of whole actions.
 
-ScriptedEngine behaves like the real engine on the protocol level (stop sequences, EOS,
-per-row budgets, cache length, extend, mark_done) but its "model" replays a fixed token
-stream per row. Log-probs are a fixed function of (token, position) so tests can check them.
+ScriptedEngine behaves like the real engine on the protocol level (rows that take rollouts,
+stop sequences, EOS, per-segment budgets, bounded decode blocks, cache length, extend, mark_done)
+but its "model" replays a fixed token stream per rollout. Log-probs are a fixed function of (token, position) so tests can check them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import numpy as np
 
 from egrpo_jax.tokenizer_api import PlainTokenizer
 from egrpo_jax.sampling.api import BUDGET, EOS, LENGTH, STOP, Segment
@@ -20,7 +18,8 @@ def fake_logprob(token: int, position: int) -> float:
 
 
 class ScriptedEngine:
-    """Row r replays `streams[r]` (its whole model output across turns) one token at a time."""
+    """Rollout j (its stream id) replays `streams[j]` (its whole model output across turns) one token
+    per decode step, in whichever of the `num_rows` rows (default: one per stream) it is inserted."""
 
     def __init__(
         self,
@@ -29,85 +28,109 @@ class ScriptedEngine:
         max_len: int,
         stop_sequences: Sequence[Sequence[int]] = (),
         eos_ids: Sequence[int] = (),
+        num_rows: int | None = None,
     ):
         self.streams = [list(s) for s in streams]
-        self.num_rows = len(self.streams)
+        self.num_rows = len(self.streams) if num_rows is None else int(num_rows)
         self.max_len = int(max_len)
         self.stop_sequences = [list(s) for s in stop_sequences]
         self.eos_ids = {int(e) for e in eos_ids}
-        self.cache: list[list[int]] = [[] for _ in self.streams]
-        self.pos = [0] * self.num_rows
-        self.live = [False] * self.num_rows
+        self.cache: list[list[int]] = [[] for _ in self.streams]  # per stream: every token it was fed
+        self.pos = [0] * len(self.streams)  # next token of each stream
+        self.slot: list[int | None] = [None] * self.num_rows  # stream held by each row
+        self.seg: dict[int, tuple[int, list[int]]] = {}  # decoding rows: (budget, tokens so far)
         self.calls: list[tuple] = []  # (method, args) log for tests
         self.seed: int | None = None
+        self.max_live = 0  # most rows decoding in one decode call
 
-    def start(self, prompts: Sequence[Sequence[int]], *, seed: int = 0) -> None:
-        if not 1 <= len(prompts) <= self.num_rows:
-            raise ValueError(f"start: {len(prompts)} prompts for {self.num_rows} rows")
+    def reset(self, *, seed: int = 0) -> None:
         self.seed = seed
-        for r, p in enumerate(prompts):
-            if not p or len(p) > self.max_len:
-                raise ValueError(f"start: prompt {r} has {len(p)} tokens (max_len {self.max_len})")
-            self.cache[r] = list(p)
-            self.pos[r] = 0
-            self.live[r] = True
-        self.calls.append(("start", len(prompts)))
+        self.slot = [None] * self.num_rows
+        self.seg = {}
+        self.calls.append(("reset", seed))
 
-    def _step(self, r: int, budget: int) -> Segment:
-        toks: list[int] = []
-        while True:
-            if len(self.cache[r]) >= self.max_len:
-                reason, idx = LENGTH, -1
-                break
-            if len(toks) >= budget:
-                reason, idx = BUDGET, -1
-                break
-            if self.pos[r] >= len(self.streams[r]):
-                if not self.eos_ids:
-                    raise RuntimeError(f"scripted row {r} ran out of tokens and has no EOS to emit")
-                tok = min(self.eos_ids)
-            else:
-                tok = self.streams[r][self.pos[r]]
-                self.pos[r] += 1
-            toks.append(tok)
-            self.cache[r].append(tok)
-            if tok in self.eos_ids:
-                reason, idx = EOS, -1
-                break
-            hit = [i for i, s in enumerate(self.stop_sequences) if toks[-len(s):] == s]
-            if hit:
-                reason, idx = STOP, hit[0]
-                break
-        start = len(self.cache[r]) - len(toks)
+    def insert(self, rows: Sequence[int], prompts: Sequence[Sequence[int]], *, stream_ids: Sequence[int],
+               seeds: Sequence[int] | None = None) -> None:
+        self.calls.append(("insert", list(rows), list(stream_ids)))
+        for r, p, j in zip(rows, prompts, stream_ids, strict=True):
+            if self.slot[r] is not None:
+                raise ValueError(f"insert: row {r} is in use")
+            if not p or len(p) > self.max_len:
+                raise ValueError(f"insert: prompt of stream {j} has {len(p)} tokens (max_len {self.max_len})")
+            self.slot[r] = j
+            self.cache[j] = list(p)
+
+    def begin(self, rows: Sequence[int], max_new_tokens: Sequence[int]) -> None:
+        self.calls.append(("begin", list(rows), list(max_new_tokens)))
+        for r, b in zip(rows, max_new_tokens, strict=True):
+            if self.slot[r] is None or r in self.seg:
+                raise ValueError(f"begin: row {r} is free or already decoding")
+            self.seg[r] = (int(b), [])
+
+    def _next(self, r: int) -> Segment | None:
+        """One decode step of row r; its Segment when the step ends it."""
+        j = self.slot[r]
+        budget, toks = self.seg[r]
+        if len(self.cache[j]) >= self.max_len:
+            return self._end(r, LENGTH, -1)
+        if len(toks) >= budget:
+            return self._end(r, BUDGET, -1)
+        if self.pos[j] >= len(self.streams[j]):
+            if not self.eos_ids:
+                raise RuntimeError(f"scripted stream {j} ran out of tokens and has no EOS to emit")
+            tok = min(self.eos_ids)
+        else:
+            tok = self.streams[j][self.pos[j]]
+            self.pos[j] += 1
+        toks.append(tok)
+        self.cache[j].append(tok)
+        if tok in self.eos_ids:
+            return self._end(r, EOS, -1)
+        hit = [i for i, s in enumerate(self.stop_sequences) if toks[-len(s):] == s]
+        if hit:
+            return self._end(r, STOP, hit[0])
+        if len(toks) >= budget:
+            return self._end(r, BUDGET, -1)
+        if len(self.cache[j]) >= self.max_len:
+            return self._end(r, LENGTH, -1)
+        return None
+
+    def _end(self, r: int, reason: str, idx: int) -> Segment:
+        j = self.slot[r]
+        _, toks = self.seg.pop(r)
+        start = len(self.cache[j]) - len(toks)
         lps = [fake_logprob(t, start + k) for k, t in enumerate(toks)]
         return Segment(toks, lps, [x - 0.5 for x in lps], reason, idx)
 
-    def decode_segment(self, max_new_tokens: int | Sequence[int]) -> list[Segment | None]:
-        if isinstance(max_new_tokens, int):
-            budgets = [max_new_tokens] * self.num_rows
-        else:
-            budgets = [int(b) for b in max_new_tokens]
-            if len(budgets) != self.num_rows:
-                raise ValueError(f"decode_segment: {len(budgets)} budgets for {self.num_rows} rows")
-        self.calls.append(("decode_segment", list(budgets)))
-        return [self._step(r, budgets[r]) if self.live[r] else None for r in range(self.num_rows)]
+    def decode(self, max_steps: int = 0) -> dict[int, Segment]:
+        decoding = sorted(self.seg)
+        self.max_live = max(self.max_live, len(self.seg))
+        out: dict[int, Segment] = {}
+        steps = 0
+        while self.seg and (max_steps == 0 or steps < max_steps):
+            for r in sorted(self.seg):
+                seg = self._next(r)
+                if seg is not None:
+                    out[r] = seg
+            steps += 1
+        self.calls.append(("decode", decoding, sorted(out)))  # rows decoded, rows whose segment ended
+        return out
 
     def extend(self, rows: Sequence[int], tokens: Sequence[Sequence[int]]) -> None:
         self.calls.append(("extend", list(rows)))
         for r, t in zip(rows, tokens, strict=True):
-            if not self.live[r]:
-                raise ValueError(f"extend: row {r} is done")
-            if len(self.cache[r]) + len(t) > self.max_len:
+            j = self.slot[r]
+            if j is None or r in self.seg:
+                raise ValueError(f"extend: row {r} is free or decoding")
+            if len(self.cache[j]) + len(t) > self.max_len:
                 raise ValueError(f"extend: row {r} would exceed max_len {self.max_len}")
-            self.cache[r].extend(int(x) for x in t)
+            self.cache[j].extend(int(x) for x in t)
 
     def mark_done(self, rows: Sequence[int]) -> None:
         self.calls.append(("mark_done", list(rows)))
         for r in rows:
-            self.live[r] = False
-
-    def lengths(self) -> np.ndarray:
-        return np.array([len(c) for c in self.cache], np.int32)
+            self.slot[r] = None
+            self.seg.pop(r, None)
 
 
 # Whole well-formed actions as single tokens: lets a tiny random model (head biased toward ids 1 and

@@ -73,10 +73,12 @@ def test_multi_turn_rollouts_exact(small_index):
     assert t2.tokens[-1] == 0 and t2.loss_mask[-1] == 1 and t2.text == "<think>hmm</think>"
     assert all(t.question_id == "q1" for t in trajs) and [t.sample_index for t in trajs] == [0, 1, 2]
     _check_invariants(trajs, engine, 4096)
-    # Engine protocol use: done rows get budget 0, one extend per turn with tool calls.
-    assert [c[0] for c in engine.calls] == ["start", "decode_segment", "extend", "mark_done", "decode_segment",
-                                            "extend", "decode_segment", "mark_done"]
-    assert engine.calls[4][1][1:] == [0, 0]
+    # Engine protocol use: finished rows are freed at once, a row waiting for its tool sits out the
+    # decode block, one extend per block with tool responses.
+    assert [c[:2] for c in engine.calls] == [
+        ("reset", 0), ("insert", [0, 1, 2]), ("begin", [0, 1, 2]), ("decode", [0, 1, 2]), ("mark_done", [1, 2]),
+        ("extend", [0]), ("begin", [0]), ("decode", [0]), ("extend", [0]), ("begin", [0]), ("decode", [0]),
+        ("mark_done", [0])]
     assert m["status/answered"] == pytest.approx(1 / 3) and m["format_error/bad_json"] == pytest.approx(1 / 3)
     assert m["format_error/no_answer"] == pytest.approx(1 / 3)
     assert (m["tool_calls/total"], m["tool_calls/search"], m["tool_calls/visit"], m["turns"]) == (2, 1, 1, 3)
@@ -150,11 +152,10 @@ def test_agent_config_validation(kw):
 
 def test_engine_log_probs_that_do_not_cover_the_tokens_are_an_error(small_index):
     class Short(ScriptedEngine):
-        def decode_segment(self, max_new_tokens):
-            segs = super().decode_segment(max_new_tokens)
-            for s in segs:
-                if s is not None:
-                    s.raw_logprobs = s.raw_logprobs[:-1]  # one short: padding it would fake a ratio
+        def decode(self, max_steps=0):
+            segs = super().decode(max_steps)
+            for s in segs.values():
+                s.raw_logprobs = s.raw_logprobs[:-1]  # one short: padding it would fake a ratio
             return segs
 
     engine = Short([TOK.encode(ANSWER)], max_len=4096, stop_sequences=stop_token_sequences(TOK), eos_ids=TOK.eos_ids)

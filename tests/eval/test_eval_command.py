@@ -75,8 +75,13 @@ def test_eval_command_writes_report(files, monkeypatch, capsys):
     assert summary["pass@1"] == pytest.approx((1 / 3 + 2 / 3 + 2 / 3) / 3) and summary["pass@3"] == 1.0
     assert summary["meta"]["k"] == 3 and summary["meta"]["temperature"] == 0.6
     trajs = [json.loads(line) for line in (out / "trajectories.jsonl").read_text().splitlines()]
-    assert len(trajs) == 9 and trajs[0]["tool_calls"][0]["name"] == "search"
-    assert trajs[0]["answer"] == "Brenvik" and "Calloway" in trajs[0]["thoughts"][1]
+    # in the order questions finish (a question waits for its slowest rollout), each row names its rollout
+    order = [t["question_id"] for t in trajs]
+    assert sorted((t["question_id"], t["sample"]) for t in trajs) == [(f"q{i}", g) for i in (1, 2, 3) for g in range(3)]
+    assert all(len(set(order[i:i + 3])) == 1 for i in (0, 3, 6))
+    q1 = next(t for t in trajs if (t["question_id"], t["sample"]) == ("q1", 0))
+    assert q1["tool_calls"][0]["name"] == "search"
+    assert q1["answer"] == "Brenvik" and "Calloway" in q1["thoughts"][1]
     assert len((out / "rollouts.jsonl").read_text().splitlines()) == 9
     for png in ("match_rate.png", "accuracy_by_matched.png", "training_curves.png"):
         assert (out / "plots" / png).read_bytes().startswith(PNG_SIGNATURE)
@@ -157,9 +162,10 @@ def test_evaluate_on_real_engine_greedy_is_deterministic():
             batch_size=2,
             sampling=SamplingParams(0.0),
             agent_cfg=AgentConfig(max_total_tokens=512, max_turn_tokens=16, prompt_style="short"),
-            on_batch=lambda b, trajs, sc: seen.extend(trajs),
+            on_question=lambda i, trajs, sc: seen.append((i, trajs)),
         )
     assert len(scores) == 4 and summary["rollouts"] == 4
+    seen = [t for _, trajs in sorted(seen, key=lambda x: x[0]) for t in trajs]
     assert all(t.status in ("answered", "format_error", "overlength") for t in seen)
     assert all(0 < t.num_model_tokens <= 16 * max(t.num_turns, 1) for t in seen)
     for a, b in ((seen[0], seen[1]), (seen[2], seen[3])):

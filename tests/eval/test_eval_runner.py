@@ -26,52 +26,58 @@ class CharTokenizer(PlainTokenizer):
 
 
 class ScriptedEngine:
-    """Row r's prompt names its question; the g-th row of a question plays scripts[question][g]."""
+    """A row's prompt names its question; the g-th rollout of a question plays scripts[question][g]
+    (one scripted text per segment)."""
 
     def __init__(self, num_rows, scripts, max_len=4096):
         self.num_rows, self.max_len, self.scripts = num_rows, max_len, scripts
-        self.seeds, self.starts = [], []
+        self.seeds, self.inserted = [], []
         self.tok = CharTokenizer()
+        self.max_busy = 0
 
-    def start(self, prompts, *, seed=0):
-        assert 1 <= len(prompts) <= self.num_rows
+    def reset(self, *, seed=0):
         self.seeds.append(seed)
-        self.starts.append(len(prompts))
-        self.queue, self.len, self.live, seen = {}, {}, set(), {}
-        for r, p in enumerate(prompts):
+        self.queue, self.len, self.budget, self.seen = {}, {}, {}, {}
+
+    def insert(self, rows, prompts, *, stream_ids, seeds=None):
+        for r, p, j in zip(rows, prompts, stream_ids, strict=True):
+            assert r not in self.len, f"row {r} is in use"
             text = self.tok.decode(p)
             q = next(q for q in self.scripts if f"User: {q}" in text)
-            g = seen.get(q, 0)
-            seen[q] = g + 1
+            g = self.seen.get(q, 0)
+            self.seen[q] = g + 1
             self.queue[r] = list(self.scripts[q][g])
             self.len[r] = len(p)
-            self.live.add(r)
+            self.inserted.append(j)
+        self.max_busy = max(self.max_busy, len(self.len))
 
-    def decode_segment(self, max_new_tokens):
-        out = [None] * self.num_rows
-        for r in sorted(self.live):
+    def begin(self, rows, max_new_tokens):
+        self.budget.update(zip(rows, max_new_tokens, strict=True))
+
+    def decode(self, max_steps=0):
+        out = {}
+        for r in sorted(self.budget):
             text = self.queue[r].pop(0)
             ids = self.tok.encode(text)
             if text.endswith(("</tool_call>", "</answer>")):
                 reason = STOP
             else:
                 ids, reason = ids + [EOS_ID], EOS
-            if len(ids) > max_new_tokens[r]:
-                ids, reason = ids[: max_new_tokens[r]], BUDGET
+            if len(ids) > self.budget[r]:
+                ids, reason = ids[: self.budget[r]], BUDGET
             self.len[r] += len(ids)
             out[r] = Segment(ids, [-0.5] * len(ids), [-0.7] * len(ids), reason)
+        self.budget = {}
         return out
 
     def extend(self, rows, tokens):
         for r, t in zip(rows, tokens):
-            assert r in self.live
+            assert r in self.len
             self.len[r] += len(t)
 
     def mark_done(self, rows):
-        self.live.difference_update(rows)
-
-    def lengths(self):
-        return [self.len.get(r, 0) for r in range(self.num_rows)]
+        for r in rows:
+            del self.len[r]
 
 
 class Corpus:
@@ -135,11 +141,13 @@ def test_evaluate_with_scripted_engine():
             batch_size=2,
             seed=5,
             engine_factory=factory,
-            on_batch=lambda b, trajs, sc: batches.append((b, len(trajs), [s.question_id for s in sc])),
+            on_question=lambda i, trajs, sc: batches.append((i, len(trajs), [s.question_id for s in sc])),
         )
     assert len(made) == 1 and made[0].num_rows == 6  # one engine, batch_size * k rows
-    assert made[0].seeds == [5, 6] and made[0].starts == [6, 3]  # per-batch seeds; last batch is partial
-    assert batches == [(0, 6, ["q1"] * 3 + ["q2"] * 3), (1, 3, ["q3"] * 3)]
+    assert made[0].seeds == [5] and made[0].max_busy == 6  # one seed; 2 questions x 3 in flight at most
+    assert made[0].inserted == list(range(9))  # rollouts enter rows in question-major order
+    # each question is reported once its 3 rollouts have ended (q1 waits for its tool-calling rollout)
+    assert sorted(batches) == [(0, 3, ["q1"] * 3), (1, 3, ["q2"] * 3), (2, 3, ["q3"] * 3)]
     assert [s.question_id for s in scores] == ["q1"] * 3 + ["q2"] * 3 + ["q3"] * 3
     assert [s.sample for s in scores] == [0, 1, 2] * 3
     assert [s.status for s in scores] == [
