@@ -70,6 +70,7 @@ def default_config() -> ml_collections.ConfigDict:
         alpha=0.3, alpha_schedule="constant", alpha_final=0.0, alpha_decay_steps=0, group_size=8,
         eps_low=0.2, eps_high=0.28, aggregation="seq_mean", dr_grpo_norm=0, beta=0.0,
         advantage_norm="group_std", dynamic_sampling=False, dynamic_max_rounds=3, strict_match=False,
+        off_policy_steps=0, is_cap=2.0,
     )
     c.optim = dict(name="adamw", lr=2e-6, warmup_steps=0, schedule="constant", min_lr_ratio=0.0, clip_norm=1.0,
                    weight_decay=0.0, b1=0.9, b2=0.999, microbatches=1, logprob_chunk=0)
@@ -130,7 +131,8 @@ RULES: dict[str, tuple[Callable, str]] = {
     "rl.alpha_decay_steps": _int(0), "rl.group_size": _int(2), "rl.eps_low": _float(0.0, 1.0),
     "rl.eps_high": _float(0.0), "rl.aggregation": _choice(AGGREGATIONS), "rl.dr_grpo_norm": _int(0),
     "rl.beta": _float(0.0), "rl.advantage_norm": _choice(ADVANTAGE_NORMS), "rl.dynamic_sampling": _BOOL,
-    "rl.dynamic_max_rounds": _int(0), "rl.strict_match": _BOOL,
+    "rl.dynamic_max_rounds": _int(0), "rl.strict_match": _BOOL, "rl.off_policy_steps": _int(0),
+    "rl.is_cap": _float(0.0, lo_open=True),
     "optim.name": _choice(OPTIMIZERS), "optim.lr": _float(0.0, lo_open=True), "optim.warmup_steps": _int(0), "optim.schedule": _choice(SCHEDULES),
     "optim.min_lr_ratio": _float(0.0, 1.0), "optim.clip_norm": _float(0.0), "optim.weight_decay": _float(0.0),
     "optim.b1": _float(0.0, 1.0), "optim.b2": _float(0.0, 1.0), "optim.microbatches": _int(1),
@@ -174,6 +176,8 @@ RANGES: dict[str, tuple[Callable, str]] = {
     "rl.group_size": _within(2, 1024), "rl.eps_high": _within(0.0, 1.0), "rl.dr_grpo_norm": _within(0, 1 << 24),
     "rl.beta": _within(0.0, 10.0, "the KL coefficient"),
     "rl.dynamic_max_rounds": _within(0, 64, "extra rollout rounds per step"),
+    "rl.off_policy_steps": _within(0, 1, "0: on-policy; 1: step t+1's rollouts run while step t trains"),
+    "rl.is_cap": _within(0.0, 100.0, "the truncation of the off-policy importance weight"),
     "optim.lr": _within(0.0, 0.1, "larger steps diverge; the demo uses 3e-3, real models 1e-6..1e-5"),
     "optim.warmup_steps": _within(0, _STEPS), "optim.clip_norm": _within(0.0, 1e4),
     "optim.weight_decay": _within(0.0, 1.0),
@@ -235,6 +239,9 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if rl.aggregation == "dr_grpo" and rl.dr_grpo_norm < 1:
         raise ConfigError(f"config key rl.dr_grpo_norm = {rl.dr_grpo_norm}: must be >= 1 (the constant "
                           "normaliser, e.g. agent.max_total_tokens) when rl.aggregation = 'dr_grpo'")
+    if rl.off_policy_steps and rl.dynamic_sampling:
+        raise ConfigError("config key rl.off_policy_steps = 1: not with rl.dynamic_sampling = True (its refill "
+                          "rounds draw questions while the next step's rollouts run)")
     if optim.warmup_steps > cfg.train.steps:
         raise ConfigError(f"config key optim.warmup_steps = {optim.warmup_steps}: must be <= train.steps "
                           f"({cfg.train.steps})")

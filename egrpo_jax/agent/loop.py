@@ -94,6 +94,7 @@ def run_rollouts(
     on_turn: Callable[[int, int], None] | None = None,
     on_rollout: Callable[[int, Trajectory], None] | None = None,
     first_stream: int = 0,
+    params: Any = None,
 ) -> tuple[list[Trajectory], dict[str, float]]:
     """Roll out every question cfg.group_size times. `questions`: QARecords or (id, question) pairs.
 
@@ -109,7 +110,8 @@ def run_rollouts(
     `tools` is a tools.registry.ToolSet (anything with `.names` and `.run_batch(calls)`).
     `on_turn(turn, finished)` is called after every decode block with the number of rollouts
     finished so far; `on_rollout(j, trajectory)` as each one ends. Returns the trajectories
-    (question-major) and a flat metrics dict.
+    (question-major) and a flat metrics dict. `params` (an nnx.State snapshot) samples from an
+    earlier policy instead of the model's current parameters (off-policy rollouts).
     """
     cfg = cfg or AgentConfig()
     clock = _Clock()
@@ -147,7 +149,10 @@ def run_rollouts(
     n_slots = int(engine.num_rows)
     slot_of: list[int | None] = [None] * n_slots  # rollout held by each engine row
     decoding: set[int] = set()  # rows in the middle of a segment
-    clock.timed("device", engine.reset, seed=cfg.seed)
+    if params is None:
+        clock.timed("device", engine.reset, seed=cfg.seed)
+    else:
+        clock.timed("device", engine.reset, seed=cfg.seed, params=params)
     worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tools")
     inflight: tuple[concurrent.futures.Future, list[tuple[int, P.ToolCall]]] | None = None
     turns = 0

@@ -93,6 +93,9 @@ class LossSettings:
     eps_high: float = 0.28
     beta: float = 0.0
     logprob_chunk: int = 0  # time chunk for the vocab projection (0 = all at once)
+    # > 0: rollouts may come from an older policy (rl.off_policy_steps); tokens are weighted by the
+    # truncated importance weight min(pi / sampler, is_cap) (rl.loss.policy_loss_terms)
+    is_cap: float = 0.0
     # RL: the rollouts' sampling distribution, so learner log-probs match the sampler's (SFT: plain)
     sampling: SamplingParams = SamplingParams()
 
@@ -161,6 +164,7 @@ class Learner:
             loss, sums = policy_loss_terms(
                 logp, mb["old_logp"], mb["advantages"], w, eps_low=self.loss.eps_low,
                 eps_high=self.loss.eps_high, beta=self.loss.beta, ref_logp=mb.get("ref_logp"),
+                is_cap=self.loss.is_cap,
             )
         sums["entropy"] = jnp.sum((w > 0) * ent)
         return loss, sums
@@ -254,7 +258,7 @@ def summarize(m: dict) -> dict[str, float]:
     n = max(float(m["tokens"]), 1.0)
     out = {"loss": float(m["loss"]), "grad_norm": float(m["grad_norm"]), "skipped": float(not m["finite"]),
            "trained_tokens": float(m["tokens"]), "entropy": float(m["entropy"]) / n}
-    for k in ("clip_low", "clip_high", "kl_sampler", "kl_ref", "ratio", "nll"):
+    for k in ("clip_low", "clip_high", "kl_sampler", "kl_ref", "ratio", "is_truncated", "nll"):
         if k in m:
             out[k] = float(m[k]) / n
     return out

@@ -31,11 +31,25 @@ from egrpo_jax.rewards.egrpo import GroupScore, alpha_schedule, score_group
 from egrpo_jax.rl.advantages import group_advantages, informative_groups
 from egrpo_jax.rl.batch import pack_trajectories
 from egrpo_jax.rl.learner import Learner
+from egrpo_jax.rl.offpolicy import OffPolicySteps
 from egrpo_jax.rl.run import open_checkpoints, run_steps
 from egrpo_jax.rl.setup import loss_settings, optim_settings
 from egrpo_jax.tools.health import FailureWatch, check_search
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Rollouts:
+    """One step's rollouts and scores: those kept for the update and every one sampled."""
+
+    trajs: list[Trajectory]
+    scores: list[GroupScore]
+    all_trajs: list[Trajectory]
+    all_scores: list[GroupScore]
+    agent_metrics: dict[str, float]
+    rounds: int
+    seconds: float
 
 
 @dataclasses.dataclass
@@ -90,10 +104,10 @@ class RLTrainer:
                                              mesh=mesh)
         self.empty_steps = 0
 
-    def _rollout_round(self, questions: Sequence, step: int, seed: int):
+    def _rollout_round(self, questions: Sequence, step: int, seed: int, params=None):
         cfg, G = self.cfg, self.group
         trajs, agent_m = run_rollouts(self.engine, self.tokenizer, questions, self.tools,
-                                      dataclasses.replace(self.agent_cfg, seed=seed))
+                                      dataclasses.replace(self.agent_cfg, seed=seed), params=params)
         alpha = self.alpha(step - 1)
         scores = [
             score_group(trajs[i * G:(i + 1) * G], q.answers, q.entities, alpha, strict=cfg.rl.strict_match)
@@ -102,7 +116,13 @@ class RLTrainer:
         return trajs, scores, agent_m
 
     def step(self, questions: Sequence, step: int, seed: int, more: Callable[[], Sequence] | None = None) -> StepResult:
-        """Rollouts of `questions` (G each), rewards, advantages, one update.
+        """Rollouts of `questions` (G each), rewards, advantages, one update."""
+        return self.update(self.rollouts(questions, step, seed, more), step)
+
+    def rollouts(self, questions: Sequence, step: int, seed: int, more: Callable[[], Sequence] | None = None, *,
+                 params=None) -> Rollouts:
+        """Rollouts of `questions` (G each) and their rewards, from the model's current parameters
+        or from `params` (a snapshot of an earlier policy: off-policy rollouts).
 
         With rl.dynamic_sampling, groups whose G rewards are identical are dropped and `more()`
         supplies further question batches (up to rl.dynamic_max_rounds extra rounds, each with its
@@ -111,7 +131,7 @@ class RLTrainer:
         """
         cfg, G, B = self.cfg, self.group, self.cfg.data.batch_size
         t0 = time.perf_counter()
-        trajs, scores, agent_m = self._rollout_round(questions, step, seed)
+        trajs, scores, agent_m = self._rollout_round(questions, step, seed, params)
         all_trajs, all_scores = list(trajs), list(scores)
         rounds = 1
         if cfg.rl.dynamic_sampling:
@@ -129,8 +149,15 @@ class RLTrainer:
                         kept_t += t_extra[i * G:(i + 1) * G]
                         kept_s.append(s)
             trajs, scores = kept_t, kept_s
-        t_roll = time.perf_counter() - t0
+        return Rollouts(trajs, scores, all_trajs, all_scores, agent_m, rounds, time.perf_counter() - t0)
+
+    def update(self, ro: Rollouts, step: int, *, staleness: int = 0) -> StepResult:
+        """Rewards -> advantages -> one update on rollouts drawn `staleness` updates ago."""
+        cfg, G = self.cfg, self.group
+        trajs, scores, all_trajs, all_scores, agent_m, rounds, t_roll = (
+            ro.trajs, ro.scores, ro.all_trajs, ro.all_scores, ro.agent_metrics, ro.rounds, ro.seconds)
         metrics = rollout_metrics(all_trajs, all_scores)
+        metrics["offpolicy/staleness"] = float(staleness)
         metrics.update({f"agent/{k}": v for k, v in agent_m.items()})
         metrics.update({"dynamic/rounds": float(rounds), "dynamic/groups_kept": float(len(scores)),
                         "groups/informative": float(np.mean([_informative(s) for s in all_scores]))})
@@ -210,6 +237,11 @@ def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh
         res = trainer.step(questions, n, seed, more=lambda: next(stream))
         return dict(res.metrics, **{"time/step_s": time.perf_counter() - t0})
 
+    ahead = None
+    if cfg.rl.off_policy_steps:
+        ahead = OffPolicySteps(trainer, stream, cfg.train.steps)
+        step, stream = ahead.step, ahead.stream
+
     def after(n: int, metrics: dict[str, float]) -> None:
         watch.update(n, metrics)  # warns; raises SearchOutage after too many failing steps in a row
         flat.update(metrics)
@@ -218,6 +250,8 @@ def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh
         last = run_steps(cfg, ckpt, trainer.learner, stream, step, policy=(model, tokenizer),
                          log_dir=cfg.logging.dir, desc="train", after_step=after, shown=PROGRESS)
     finally:
+        if ahead is not None:
+            ahead.close()
         if own_tools:
             tools.close()
     flat.report()

@@ -15,6 +15,7 @@ and do not count in the number of sequences.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from egrpo_jax.config import AGGREGATIONS
@@ -50,18 +51,30 @@ def policy_loss_terms(
     eps_high: float,
     beta: float = 0.0,
     ref_logp: jnp.ndarray | None = None,
+    is_cap: float = 0.0,
 ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     """Weighted-sum loss and metric SUMS (over weight > 0 tokens) for one (micro-)batch.
 
     logp/old_logp/weights: [B, T]; advantages: [B] (one per rollout, broadcast over tokens).
     Metrics are sums so micro-batches add up; divide by `sums["tokens"]` for means.
+
+    is_cap = 0: on-policy, the clipped ratio is pi / sampler. is_cap > 0 (off-policy rollouts, drawn
+    from an older policy): the clipped ratio is pi / pi_at_step_start (1 in value: one update per
+    step) and each token is weighted by the truncated importance weight
+    min(pi_at_step_start / sampler, is_cap), a constant (no gradient through it).
     """
     adv = advantages[:, None].astype(jnp.float32)
     on = (weights > 0).astype(jnp.float32)
     log_ratio = jnp.where(on > 0, logp - old_logp, 0.0)  # keep padding finite
-    ratio = jnp.exp(log_ratio)
+    if is_cap > 0:
+        behaviour = jnp.exp(jax.lax.stop_gradient(log_ratio))
+        iw = jnp.minimum(behaviour, is_cap)
+        ratio = jnp.exp(log_ratio - jax.lax.stop_gradient(log_ratio))
+    else:
+        behaviour, iw = jnp.exp(log_ratio), 1.0
+        ratio = behaviour
     clipped = jnp.clip(ratio, 1.0 - eps_low, 1.0 + eps_high)
-    per_tok = jnp.maximum(-adv * ratio, -adv * clipped)
+    per_tok = iw * jnp.maximum(-adv * ratio, -adv * clipped)
     kl_ref = jnp.zeros_like(per_tok)
     if beta > 0:
         if ref_logp is None:
@@ -75,9 +88,10 @@ def policy_loss_terms(
         "clip_low": jnp.sum(on * ((adv < 0) & (ratio < 1.0 - eps_low))),
         "clip_high": jnp.sum(on * ((adv > 0) & (ratio > 1.0 + eps_high))),
         # k3 estimate of KL(sampler || learner) from sampler-drawn tokens
-        "kl_sampler": jnp.sum(on * (ratio - 1.0 - log_ratio)),
+        "kl_sampler": jnp.sum(on * (behaviour - 1.0 - log_ratio)),
         "kl_ref": jnp.sum(on * kl_ref),
-        "ratio": jnp.sum(on * ratio),
+        "ratio": jnp.sum(on * behaviour),  # pi / sampler
+        "is_truncated": jnp.sum(on * (behaviour > is_cap)) if is_cap > 0 else jnp.zeros(()),
     }
     return loss, sums
 

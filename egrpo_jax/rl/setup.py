@@ -18,4 +18,5 @@ def loss_settings(cfg, kind: str) -> LossSettings:
     # RL scores rollouts under the sampler's distribution (temperature / top-k / top-p); SFT plainly
     return LossSettings(kind=kind, eps_low=cfg.rl.eps_low, eps_high=cfg.rl.eps_high,
                         beta=cfg.rl.beta if kind == "rl" else 0.0, logprob_chunk=cfg.optim.logprob_chunk,
+                        is_cap=cfg.rl.is_cap if kind == "rl" and cfg.rl.off_policy_steps else 0.0,
                         sampling=sampling_params(cfg) if kind == "rl" else SamplingParams())

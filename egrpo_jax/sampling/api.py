@@ -57,8 +57,9 @@ class RolloutEngine(Protocol):
     num_rows: int
     max_len: int  # cache slots per row (prompt + everything appended)
 
-    def reset(self, *, seed: int = 0) -> None:
-        """Every row free; the model's current parameters are the ones sampled from until the next reset."""
+    def reset(self, *, seed: int = 0, params=None) -> None:
+        """Every row free; the model's current parameters (or `params`, a snapshot of them) are the ones
+        sampled from until the next reset."""
 
     def insert(self, rows: Sequence[int], prompts: Sequence[Sequence[int]], *, stream_ids: Sequence[int],
                seeds: Sequence[int] | None = None) -> None:

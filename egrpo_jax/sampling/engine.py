@@ -184,10 +184,11 @@ class Engine:
         """Rows in the middle of a segment (begun, not yet ended)."""
         return self._decoding.copy()
 
-    def reset(self, *, seed: int = 0) -> None:
-        """Every row becomes free; snapshots the model's current parameters, so a policy updated in
-        place between rollouts is picked up here."""
-        self._state = nnx.state(self.model)
+    def reset(self, *, seed: int = 0, params=None) -> None:
+        """Every row becomes free; snapshots the model's current parameters (so a policy updated in
+        place between rollouts is picked up here), or samples from `params`, an nnx.State of the
+        same model (a copy that an update running meanwhile cannot donate away)."""
+        self._state = nnx.state(self.model) if params is None else params
         self._len[:] = 0
         self._live[:] = False
         self._decoding[:] = False

@@ -43,7 +43,7 @@ class ScriptedEngine:
         self.seed: int | None = None
         self.max_live = 0  # most rows decoding in one decode call
 
-    def reset(self, *, seed: int = 0) -> None:
+    def reset(self, *, seed: int = 0, params=None) -> None:
         self.seed = seed
         self.slot = [None] * self.num_rows
         self.seg = {}

@@ -137,3 +137,24 @@ def test_advantage_norms_hand_computed():
         assert np.all(flat == 0.0)
     with pytest.raises(ValueError, match="advantage_norm"):
         group_advantages(r, 4, "whiten")
+
+
+def test_off_policy_loss_weights_tokens_by_the_truncated_importance_ratio():
+    # two rollouts x 3 tokens; the learner moved since the sampler drew them
+    logp = jnp.asarray([[-1.0, -0.5, -2.0], [-0.2, -1.5, -0.7]])
+    old = jnp.asarray([[-1.5, -0.5, -0.6], [-0.9, -1.0, -0.7]])
+    adv = jnp.asarray([1.0, -0.5])
+    w = jnp.asarray([[0.2, 0.3, 0.5], [0.0, 0.6, 0.4]])  # token (1, 0) is not trained
+    loss, sums = policy_loss_terms(logp, old, adv, w, eps_low=0.2, eps_high=0.28, is_cap=1.5)
+    ratio = np.exp(np.asarray(logp - old))
+    iw = np.minimum(ratio, 1.5)  # e^0.5 = 1.65 and e^0.7 = 2.01 are truncated
+    want = -np.sum(np.asarray(w) * iw * np.asarray(adv)[:, None])
+    assert float(loss) == pytest.approx(want, rel=1e-6)
+    assert float(sums["is_truncated"]) == 1.0  # (0, 0); (1, 0) is truncated too but not trained
+    assert float(sums["ratio"]) == pytest.approx(float(np.sum((np.asarray(w) > 0) * ratio)), rel=1e-6)
+    # the gradient is the importance-weighted policy gradient: no clipping at the step's start
+    g = jax.grad(lambda lp: policy_loss_terms(lp, old, adv, w, eps_low=0.2, eps_high=0.28, is_cap=1.5)[0])(logp)
+    np.testing.assert_allclose(np.asarray(g), -np.asarray(w) * iw * np.asarray(adv)[:, None], rtol=1e-6)
+    # on-policy (is_cap = 0) the same tokens are clipped instead: a different update
+    g0 = jax.grad(lambda lp: policy_loss_terms(lp, old, adv, w, eps_low=0.2, eps_high=0.28)[0])(logp)
+    assert float(g0[0, 0]) == 0.0 and float(g[0, 0]) != 0.0

@@ -21,3 +21,17 @@ def test_grpo_raises_training_reward(tmp_path, seed, alpha):
     assert reward[-3:].mean() >= 0.6, reward
     assert accuracy[-3:].mean() >= 0.6, accuracy  # E-GRPO's partial credit is not what rose
     assert max(r["kl_sampler"] for r in rows if r.get("trained_tokens")) < 1e-4  # on-policy throughout
+
+
+def test_one_step_off_policy_grpo_raises_training_reward(tmp_path):
+    """rl.off_policy_steps = 1: every step after the first trains on rollouts drawn by the policy
+    before the previous update (staleness 1, importance ratio off 1), and it still learns."""
+    rows, _ = run_learning(tmp_path, seed=0, alpha=0.0, overrides=("rl.off_policy_steps=1", "rl.is_cap=2.0"))
+    assert len(rows) == 20
+    assert [r["offpolicy/staleness"] for r in rows] == [0.0] + [1.0] * 19
+    reward = np.array([r["reward/mean"] for r in rows])
+    assert reward[0] <= 0.3, reward
+    assert reward[-3:].mean() >= 0.6, reward
+    trained = [r for r in rows[1:] if r.get("trained_tokens")]
+    assert trained and max(r["kl_sampler"] for r in trained) > 1e-4  # the sampler really was an older policy
+    assert rows[0]["kl_sampler"] < 1e-4  # the first step's rollouts are on-policy
