@@ -44,8 +44,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     key("--temperature", "0 = greedy (then --k 1)", type=float)
     key("--top-p", "nucleus sampling mass", type=float)
     key("--top-k", "top-k filter, 0 = off", type=int)
-    key("--batch-size", "questions per engine batch (rows = batch * k; the KV cache holds rows x "
-        "max-total-tokens)", type=int)
+    key("--batch-size", "questions in flight (engine rows = batch * k, refilled as rollouts end; the KV "
+        "cache holds rows x max-total-tokens)", type=int)
     key("--seed", "sampling seed", type=int)
     key("--limit", "evaluate only the first N questions (0 = all)", type=int)
     key("--max-tool-calls", "tool calls per rollout", type=int)
