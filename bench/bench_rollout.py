@@ -56,33 +56,16 @@ def _uneven(docs_index: str):
     """A random policy over whole actions that thinks in whitespace first: each turn writes ~20
     spaces, then a search call (p ~ 0.75) or the answer. Sampled at T = 1, so turn lengths and
     tool-call counts are uneven (capped at 6 calls); real engine, loop and BM25 tools."""
-    import jax
-    import jax.numpy as jnp
-
     from egrpo_jax.mesh import single_device_mesh
     from egrpo_jax.models.config import tiny_config
     from egrpo_jax.models.sharding import create_model
+    from egrpo_jax.testing.action_policy import fix_next_token_distribution
     from egrpo_jax.testing.scripted import ACTION_ANSWER, ACTION_CALL, ActionTokenizer
     from egrpo_jax.tools.registry import ToolConfig, ToolSet, open_backend
 
     tok = ActionTokenizer()
     model = create_model(tiny_config("qwen2", vocab_size=tok.vocab_size), mesh=single_device_mesh(), seed=0)
-
-    def put(var, new):
-        var.set_value(jax.device_put(new, var.get_value().sharding))
-
-    # residual dim 0 carries a constant, the final norm keeps only it: logits = SCALE * head[0]
-    put(model.embed, model.embed.get_value().at[:, 0].set(100.0))
-    put(model.norm.scale, jnp.zeros_like(model.norm.scale.get_value()).at[0].set(1.0))
-    head = jnp.zeros_like(model.lm_head.get_value())
-    put(model.lm_head, head.at[0, 0].set(1.0))  # logit gap of a unit head entry = the scale
-    lp = jax.nn.log_softmax(model(jnp.asarray([[5]]))[0, 0])
-    scale = float(lp[0] - lp[1])
-    want = {ord(" ") + 3: 0.95, ACTION_CALL: 0.0375, ACTION_ANSWER: 0.0125}
-    row = jnp.full((tok.vocab_size,), -30.0 / max(scale, 1e-3))
-    for t, pr in want.items():
-        row = row.at[t].set(float(jnp.log(pr)) / max(scale, 1e-3))
-    put(model.lm_head, head.at[0].set(row))
+    fix_next_token_distribution(model, {ord(" ") + 3: 0.95, ACTION_CALL: 0.0375, ACTION_ANSWER: 0.0125})
     tools = ToolSet(open_backend(docs_index), ToolConfig(topk=1, snippet_chars=48), tokenizer=tok)
     return model, tok, tools
 

@@ -3,8 +3,6 @@ the same trajectories as the lock-step loop (scripted engine, then the real engi
 
 import threading
 
-import jax
-import jax.numpy as jnp
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from egrpo_jax.models.config import tiny_config
 from egrpo_jax.models.sharding import create_model
 from egrpo_jax.sampling.api import SamplingParams
 from egrpo_jax.sampling.engine import Engine
+from egrpo_jax.testing.action_policy import fix_next_token_distribution
 from egrpo_jax.testing.scripted import ACTION_ANSWER, ACTION_CALL, ActionTokenizer, ScriptedEngine
 from egrpo_jax.tools.registry import ToolConfig, ToolSet
 
@@ -114,13 +113,7 @@ def biased_policy():
     """A random policy over whole actions (P(call) ~ 0.7): uneven turn counts under sampling."""
     tok = ActionTokenizer()
     model = create_model(tiny_config("qwen2", vocab_size=tok.vocab_size), mesh=single_device_mesh(), seed=0)
-    def put(var, new):
-        var.set_value(jax.device_put(new, var.get_value().sharding))
-
-    put(model.embed, model.embed.get_value().at[:, 0].set(100.0))
-    put(model.norm.scale, jnp.zeros_like(model.norm.scale.get_value()).at[0].set(1.0))
-    head = jnp.zeros_like(model.lm_head.get_value()).at[0, :].set(-10.0)
-    put(model.lm_head, head.at[0, ACTION_CALL].set(1.0).at[0, ACTION_ANSWER].set(0.9))
+    fix_next_token_distribution(model, {ACTION_CALL: 0.7, ACTION_ANSWER: 0.3})
     return tok, model
 
 
