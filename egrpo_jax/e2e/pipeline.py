@@ -23,6 +23,7 @@ from tqdm import tqdm
 from egrpo_jax import config as C
 from egrpo_jax.assembly import build_mesh, build_policy, build_tools, tool_config
 from egrpo_jax.data.io import load_questions
+from egrpo_jax.datagen.real.folder import build_real_data
 from egrpo_jax.datagen.synth.build import BpeSettings, DataPaths, build_data
 from egrpo_jax.e2e.settings import PipelineConfig, PipelineSettings
 from egrpo_jax.eval.report import format_value, lookup
@@ -63,7 +64,12 @@ class Timer:
 
 def build_pipeline_data(s: PipelineSettings, out_dir: str, *, tokenizer: bool = True) -> DataPaths:
     """The pipeline's data folder (world, demos and tools of its settings; a BPE unless the policy
-    brings its own tokenizer)."""
+    brings its own tokenizer). The real-world set has no BPE: its policy brings the tokenizer."""
+    if s.real is not None:
+        if tokenizer:
+            raise ValueError("the real-world set trains a pretrained policy, which brings its tokenizer: set "
+                             "pipeline.model or pass --model PATH (HF folder or .gguf)")
+        return build_real_data(out_dir, s.real, s.demos, s.tools)
     bpe = BpeSettings(s.vocab_size, s.atomic_prompt) if tokenizer else None
     return build_data(out_dir, s.world, s.demos, s.tools, bpe=bpe)
 
@@ -155,10 +161,16 @@ def run_pipeline(pc: PipelineConfig, out_dir: str, *, model_path: str = "", prog
     """The whole demo; writes <out>/{data,sft,rl,eval_sft,eval_rl}/ and <out>/report.md."""
     if os.path.exists(os.path.join(out_dir, "sft", "ckpt")):
         raise FileExistsError(f"{out_dir}: already holds a run (sft/ckpt); choose another --out or remove it")
+    s = pc.pipeline
+    model_path = model_path or s.model
+    if s.real is not None and not model_path:
+        raise ValueError(f"{pc.source}: the real-world demo trains a pretrained policy: pass --model PATH "
+                         "(HF folder or .gguf) or set get_pipeline().model")
     quiet_tensorboard()
     timer = Timer(log)
-    s = pc.pipeline
-    with timer.phase("data: world, corpus, demos, tokenizer, bm25 index"):
+    what = "real-world questions, corpus, bm25 index, oracle demos" if s.real is not None else \
+        "world, corpus, demos, tokenizer, bm25 index"
+    with timer.phase(f"data: {what}"):
         data = build_pipeline_data(s, os.path.join(out_dir, "data"), tokenizer=not model_path)
         log("   " + ", ".join(f"{k}={v}" for k, v in data.stats.items()))
     vocab = None if model_path else tokenizer_vocab(data)

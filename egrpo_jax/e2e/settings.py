@@ -1,4 +1,5 @@
-"""Pipeline settings outside the run-config schema: the synthetic world, the tokenizer, evaluation.
+"""Pipeline settings outside the run-config schema: the world (synthetic or real), the tokenizer,
+the default policy, evaluation.
 
 A pipeline config file (configs/demo_cpu.py, configs/replicate_cpu.py) defines three functions:
 `get_config()` (the RL run, egrpo_jax.config schema), `get_sft_config()` (the SFT run, same
@@ -14,6 +15,8 @@ import os
 from typing import Any
 
 from egrpo_jax import config as C
+from egrpo_jax.datagen.real.build import RealConfig
+from egrpo_jax.datagen.real.oracle import check_demo_config
 from egrpo_jax.datagen.synth.build import DEMO_TOOLS
 from egrpo_jax.datagen.synth.oracle import DemoConfig
 from egrpo_jax.datagen.synth.world import WorldConfig
@@ -23,6 +26,11 @@ from egrpo_jax.tools.registry import ToolConfig
 @dataclasses.dataclass(frozen=True)
 class PipelineSettings:
     world: WorldConfig = dataclasses.field(default_factory=WorldConfig)
+    # The real-world set (datagen/real) instead of the synthetic world when set: `world` is then
+    # unused, the demos are its oracle's (perfect / early-stop kinds only) and the policy must be
+    # a pretrained one that brings its tokenizer (`model` or `egrpo demo --model`).
+    real: RealConfig | None = None
+    model: str = ""  # the policy when `egrpo demo` gets no --model ("" = a tiny one from scratch)
     demos: DemoConfig = dataclasses.field(default_factory=DemoConfig)
     # One ToolConfig for the demos AND the rollouts: the demos contain the exact tool text.
     tools: ToolConfig = DEMO_TOOLS
@@ -47,6 +55,9 @@ class PipelineSettings:
             raise ValueError(f"pipeline.eval_temperature must be >= 0 and eval_top_p in (0, 1], got "
                              f"{self.eval_temperature}, {self.eval_top_p}")
         self.world.validate()
+        if self.real is not None:
+            self.real.validate()
+            check_demo_config(self.demos)
 
 
 @dataclasses.dataclass

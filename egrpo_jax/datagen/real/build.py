@@ -24,7 +24,7 @@ from egrpo_jax.datagen.real.packages import data_file
 from egrpo_jax.data.schema import Document, Entity, QARecord
 from egrpo_jax.data.splits import split_by_start
 
-_PHRASE = {
+PHRASES = {
     "city_in": "the country where {x} is located",
     "capital": "the capital of {x}",
     "capital_of": "the country whose capital is {x}",
@@ -35,7 +35,7 @@ _PHRASE = {
     "currency": "the currency of {x}",
     "sole_neighbour": "the only country that borders {x}",
 }
-RELATIONS = tuple(_PHRASE)
+RELATIONS = tuple(PHRASES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,7 +225,7 @@ def build_real(config: RealConfig | None = None) -> RealData:
             continue
         d = ks[0].name
         for r in rels:
-            d = _PHRASE[r].format(x=d)
+            d = PHRASES[r].format(x=d)
         ans = ks[-1]
         out.append(
             QARecord(
@@ -237,7 +237,7 @@ def build_real(config: RealConfig | None = None) -> RealData:
                 metadata={"world": "real", "hops": len(rels), "chain": chain, "relations": rels,
                           "types": [k.kind for k in ks],
                           # for retrieval evaluation: each hop as a sub-question, and the documents stating it
-                          "hop_queries": [_PHRASE[r].format(x=k.name) for k, r in zip(ks, rels)],
+                          "hop_queries": [PHRASES[r].format(x=k.name) for k, r in zip(ks, rels)],
                           "gold_docs": gold},
             )
         )
