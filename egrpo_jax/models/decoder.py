@@ -198,7 +198,7 @@ class Decoder(nnx.Module):
         x = jnp.take(self.embed[...], tokens, axis=0).astype(jnp.dtype(cfg.dtype))
         inv_freq = rope_inv_freq(cfg)
         for i, block in enumerate(self.layers):
-            if cfg.remat:
+            if cfg.remat and cache is None:  # recomputation only pays off under a gradient (training)
                 def run(blk, x, cache, i=i):
                     return blk(x, positions, inv_freq, i, cache)
 

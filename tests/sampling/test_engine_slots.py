@@ -89,3 +89,17 @@ def test_row_state_errors_are_one_line(model):
         eng.begin([1], [5])
     with pytest.raises(ValueError, match="decode: max_steps must be >= 0"):
         eng.decode(-1)
+
+
+def test_a_remat_policy_decodes_like_the_plain_one():
+    """model.remat only changes the backward pass: the engine (a cache, no gradient) must run it."""
+    import dataclasses
+
+    plain = create_model(tiny_config("qwen2"), mesh=single_device_mesh(), seed=0)
+    remat = create_model(dataclasses.replace(tiny_config("qwen2"), remat=True), mesh=single_device_mesh(), seed=0)
+    out = []
+    for m in (plain, remat):
+        eng = Engine(m, num_rows=2, max_len=64, sampling=GREEDY)
+        eng.start(PROMPTS[:2])
+        out.append([s.tokens for s in eng.decode_segment(12)])
+    assert out[0] == out[1]
