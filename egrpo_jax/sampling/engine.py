@@ -313,7 +313,13 @@ class Engine:
             rows, live = self._rows_for(active)
             rem = np.where(live, self._budget[rows] - self._produced[rows], 0)
             reach = self._len[rows] + np.minimum(rem, self.max_len - self._len[rows]) - 1
-            window = min(self.max_len, bucket(int(reach[live].max()), self.min_window))
+            # Attention reads the first `window` slots. A window for the whole budget would read a
+            # 4k cache from the first token on; the call instead covers up to twice the longest
+            # row (so a long segment takes a logarithmic number of calls) and stops where the
+            # longest row reaches the window's end.
+            cur = int(self._len[rows][live].max())
+            window = min(self.max_len, bucket(min(int(reach[live].max()), 2 * cur), self.min_window))
+            limit = min(limit, window - cur + 1)
             res = self._run_decode(rows, live, rem, tb, window, limit)
             o_tok, o_lp, o_raw, count, reason, stop_idx, win, pending, ran = res
             steps += int(ran)
