@@ -149,10 +149,7 @@ def run_rollouts(
     n_slots = int(engine.num_rows)
     slot_of: list[int | None] = [None] * n_slots  # rollout held by each engine row
     decoding: set[int] = set()  # rows in the middle of a segment
-    if params is None:
-        clock.timed("device", engine.reset, seed=cfg.seed)
-    else:
-        clock.timed("device", engine.reset, seed=cfg.seed, params=params)
+    clock.timed("device", engine.reset, seed=cfg.seed, params=params)
     worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tools")
     inflight: tuple[concurrent.futures.Future, list[tuple[int, P.ToolCall]]] | None = None
     turns = 0

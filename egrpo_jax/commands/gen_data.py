@@ -69,12 +69,20 @@ def summarize(splits: dict[str, list[QARecord]], extra: dict[str, object], secon
     return "\n".join(lines)
 
 
+def _demo_flags(args, demos, tools):
+    """The demo and tool flags over the config's DemoConfig / ToolConfig. Replace, not rebuild: every
+    field of the config's (early_stop_rate too) is kept."""
+    demos = dataclasses.replace(demos, seed=demos.seed if args.seed is None else args.seed,
+                                **_overrides(args, {"recovered_rate": "recovered_rate", "wrong_rate": "wrong_rate"}))
+    tools = dataclasses.replace(tools, **_overrides(args, {"topk": "topk", "snippet_chars": "snippet_chars"}))
+    return demos, tools
+
+
 def _synthetic(args):
     """(splits, summary lines, paths) of the synthetic folder: datagen.synth.build, as the demo builds it."""
     from egrpo_jax.datagen.synth.build import DEMO_TOOLS, BpeSettings, build_synthetic, write_data
     from egrpo_jax.datagen.synth.oracle import DemoConfig
     from egrpo_jax.datagen.synth.world import WorldConfig
-    from egrpo_jax.tools.registry import ToolConfig
 
     if args.config:
         from egrpo_jax.e2e.settings import load_pipeline_config
@@ -91,11 +99,7 @@ def _synthetic(args):
         "orgs": "n_orgs", "cities": "n_cities", "countries": "n_countries", "works": "n_works",
         "fuzz_rate": "fuzz_rate", "distractor_rate": "distractor_rate"}))
     world.validate()
-    # replace, not rebuild: every field of the config's DemoConfig (early_stop_rate too) is kept
-    demos = dataclasses.replace(demos, seed=demos.seed if args.seed is None else args.seed,
-                                **_overrides(args, {"recovered_rate": "recovered_rate", "wrong_rate": "wrong_rate"}))
-    tools = ToolConfig(**{**dataclasses.asdict(tools), **_overrides(args, {"topk": "topk",
-                                                                          "snippet_chars": "snippet_chars"})})
+    demos, tools = _demo_flags(args, demos, tools)
     bpe = dataclasses.replace(bpe, **_overrides(args, {"vocab_size": "vocab_size"}))
     data = build_synthetic(world, demos, tools)
     written = write_data(data, args.out, bpe=bpe)
@@ -117,7 +121,6 @@ def _real(args):
     from egrpo_jax.datagen.real.build import RealConfig, build_real
     from egrpo_jax.datagen.real.folder import REAL_TOOLS, build_real_data
     from egrpo_jax.datagen.synth.oracle import DemoConfig
-    from egrpo_jax.tools.registry import ToolConfig
 
     real, demos, tools = RealConfig(), DemoConfig(recovered_rate=0.0, wrong_rate=0.0), REAL_TOOLS
     if args.config:
@@ -130,10 +133,7 @@ def _real(args):
     real = dataclasses.replace(real, seed=real.seed if args.seed is None else args.seed, **_overrides(args, {
         "questions": "n_questions", "min_hops": "min_hops", "max_hops": "max_hops",
         "wiki_docs": "wiki_docs", "min_city_population": "min_city_population"}))
-    demos = dataclasses.replace(demos, seed=demos.seed if args.seed is None else args.seed,
-                                **_overrides(args, {"recovered_rate": "recovered_rate", "wrong_rate": "wrong_rate"}))
-    tools = ToolConfig(**{**dataclasses.asdict(tools), **_overrides(args, {"topk": "topk",
-                                                                          "snippet_chars": "snippet_chars"})})
+    demos, tools = _demo_flags(args, demos, tools)
     data = build_real(real)
     written = build_real_data(args.out, real, demos, tools, data=data)
     splits = {k: load_questions(getattr(written, k)) for k in ("train", "dev", "test")}

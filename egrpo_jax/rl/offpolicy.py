@@ -3,9 +3,9 @@
 At step t the trainer takes the rollouts drawn during step t-1 (from the policy before update
 t-1, a snapshot copy, so the update's donated buffers cannot vanish under the sampler), starts
 the rollouts of step t+1's questions from a snapshot of the current policy in a worker thread,
-and trains. The loss weights each token by min(pi / sampler, rl.is_cap) (rl/loss.py). On CPU the
-gain is host work (tools, tokenisation, parsing) overlapping the update; on an accelerator, decode
-and update share the devices by interleaving.
+and trains. The loss weights each token by min(pi / sampler, rl.is_cap) (rl/loss.py). The two
+threads dispatch to the same devices; on CPU the gain is host work (tool latency, tokenisation,
+parsing) overlapping the update (bench/bench_offpolicy.py; not measured on an accelerator).
 
 The question stream is drawn one batch ahead; a checkpoint records the position *before* that
 batch, so a resumed run rolls it out again (on-policy, from the restored parameters).

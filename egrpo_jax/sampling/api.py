@@ -10,7 +10,6 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Protocol
 
-import numpy as np
 
 # Why a row stopped decoding in a segment.
 STOP = "stop"  # emitted one of the stop sequences (included in the segment's tokens)
@@ -61,8 +60,7 @@ class RolloutEngine(Protocol):
         """Every row free; the model's current parameters (or `params`, a snapshot of them) are the ones
         sampled from until the next reset."""
 
-    def insert(self, rows: Sequence[int], prompts: Sequence[Sequence[int]], *, stream_ids: Sequence[int],
-               seeds: Sequence[int] | None = None) -> None:
+    def insert(self, rows: Sequence[int], prompts: Sequence[Sequence[int]], *, stream_ids: Sequence[int]) -> None:
         """Prefill free rows with prompts (ragged lengths); row i samples from (seed, stream_ids[i], position)."""
 
     def begin(self, rows: Sequence[int], max_new_tokens: Sequence[int]) -> None:

@@ -59,6 +59,16 @@ def _window(cache: KVCache, window: int) -> KVCache:
     return KVCache(k=cache.k[:, :, :window], v=cache.v[:, :, :window])
 
 
+def _gather_rows(cache: KVCache, rows: jax.Array, window: int) -> KVCache:
+    """The given rows' first `window` slots (a compacted batch)."""
+    return KVCache(k=cache.k[:, rows, :window], v=cache.v[:, rows, :window])
+
+
+def _scatter_rows(full: KVCache, rows: jax.Array, small: KVCache) -> KVCache:
+    window = small.max_len
+    return KVCache(k=full.k.at[:, rows, :window].set(small.k), v=full.v.at[:, rows, :window].set(small.v))
+
+
 def _unwindow(full: KVCache, small: KVCache) -> KVCache:
     if small.max_len == full.max_len:
         return small
@@ -151,7 +161,7 @@ class Engine:
         self._acc: list[tuple[list, list, list]] = [([], [], []) for _ in range(n)]
         # Sampling keys come from (seed, stream id, position) per row, not from the slot index, so a
         # rollout draws the same random stream in whichever slot it runs.
-        self._kseed = np.zeros(n, np.int32)
+        self._seed = 0
         self._kid = np.arange(n, dtype=np.int32)
         self._used: set[tuple] = set()
         self.compile_count = 0  # compilations this engine caused (executables are shared)
@@ -193,7 +203,7 @@ class Engine:
         self._live[:] = False
         self._decoding[:] = False
         self._pending[:] = self.pad_id
-        self._kseed[:] = int(seed)
+        self._seed = int(seed)
         self._kid[:] = np.arange(self.num_rows)
 
     def start(self, prompts: Sequence[Sequence[int]], *, seed: int = 0) -> None:
@@ -204,16 +214,15 @@ class Engine:
         self.insert(range(len(prompts)), prompts)
 
     def insert(self, rows: Sequence[int], prompts: Sequence[Sequence[int]], *,
-               stream_ids: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> None:
+               stream_ids: Sequence[int] | None = None) -> None:
         """Prefill free rows with prompts (one chunked write; other rows keep decoding state). Each
-        row samples from (seeds[i] or the reset seed, stream_ids[i] or the row index, position)."""
+        row samples from (the reset seed, stream_ids[i] or the row index, position)."""
         self._require_started("insert")
         rows = [self._check_row(r, "insert") for r in rows]
         if len(rows) != len(prompts):
             raise ValueError(f"insert: {len(rows)} rows but {len(prompts)} prompts")
-        for what, v in (("stream_ids", stream_ids), ("seeds", seeds)):
-            if v is not None and len(v) != len(rows):
-                raise ValueError(f"insert: {len(rows)} rows but {len(v)} {what}")
+        if stream_ids is not None and len(stream_ids) != len(rows):
+            raise ValueError(f"insert: {len(rows)} rows but {len(stream_ids)} stream_ids")
         if len(set(rows)) != len(rows):
             raise ValueError(f"insert: duplicate rows in {rows}")
         writes = {}
@@ -229,8 +238,6 @@ class Engine:
                 writes[r] = (0, ids[:-1])
             self._len[r], self._pending[r], self._live[r], self._decoding[r] = len(ids), ids[-1], True, False
             self._kid[r] = r if stream_ids is None else int(stream_ids[i])
-            if seeds is not None:
-                self._kseed[r] = int(seeds[i])
         self._write(writes)
 
     def extend(self, rows: Sequence[int], tokens: Sequence[Sequence[int]]) -> None:
@@ -309,7 +316,7 @@ class Engine:
         tb = bucket(min(span, max_steps) if max_steps else span, 16)
         steps = 0
         while active and (max_steps == 0 or steps < max_steps):
-            limit = tb if max_steps == 0 else max_steps - steps
+            limit = tb if max_steps == 0 else min(tb, max_steps - steps)  # tb: the output buffer
             rows, live = self._rows_for(active)
             rem = np.where(live, self._budget[rows] - self._produced[rows], 0)
             reach = self._len[rows] + np.minimum(rem, self.max_len - self._len[rows]) - 1
@@ -472,14 +479,12 @@ class Engine:
         def fn(state, cache, tokens, positions, rows=None):
             model = nnx.merge(graphdef, state)
             if gather:
-                small = KVCache(k=cache.k[:, rows, :window], v=cache.v[:, rows, :window])
+                small = _gather_rows(cache, rows, window)
             else:
                 small = _window(cache, window)
             positions = jnp.minimum(positions, window)  # padding parks at `window`: dropped
             _, small = model.hidden(tokens, positions, cache=small)
-            if gather:
-                return KVCache(k=cache.k.at[:, rows, :window].set(small.k), v=cache.v.at[:, rows, :window].set(small.v))
-            return _unwindow(cache, small)
+            return _scatter_rows(cache, rows, small) if gather else _unwindow(cache, small)
 
         return fn
 
@@ -490,14 +495,14 @@ class Engine:
             self._state,
             self.cache,
             self._put(rows.astype(np.int32)),
-            self._put(self._kseed[rows].astype(np.int32)),
+            self._put(np.int32(self._seed)),
             self._put(self._kid[rows].astype(np.int32)),
             self._put(self._pending[rows].astype(np.int32)),
             self._put((self._len[rows] - 1).astype(np.int32)),
             self._put(live),
             self._put(rem.astype(np.int32)),
             self._put(self._stop_state[rows].astype(np.int32)),
-            self._put(np.int32(min(limit, tb))),
+            self._put(np.int32(limit)),
             self._stop_dev,
             self._put(self._eos),
         )
@@ -511,12 +516,12 @@ class Engine:
         max_len = self.max_len
         pad = self.pad_id
 
-        def fn(state, cache, rows, seeds, kids, pending, pos, live, rem, stop_state, limit, stop_table, eos):
+        def fn(state, cache, rows, seed, kids, pending, pos, live, rem, stop_state, limit, stop_table, eos):
             model = nnx.merge(graphdef, state)
             if full_rows:
                 small = _window(cache, window)
             else:
-                small = KVCache(k=cache.k[:, rows, :window], v=cache.v[:, rows, :window])
+                small = _gather_rows(cache, rows, window)
             b = n_rows
             zeros_i = jnp.zeros((b, tb), jnp.int32)
             zeros_f = jnp.zeros((b, tb), jnp.float32)
@@ -534,7 +539,7 @@ class Engine:
                 live = c["live"]
                 qpos = jnp.where(live, c["pos"], window)  # finished rows write nowhere
                 logits, kv = model(c["pending"][:, None], qpos[:, None], cache=c["cache"])
-                keys = smp.row_keys(seeds, kids, c["pos"] + 1)
+                keys = smp.row_keys(seed, kids, c["pos"] + 1)
                 tok, lp, raw = smp.sample(logits[:, 0], keys, params)
                 tok = jnp.where(live, tok, pad)
                 nxt = stop_table[c["win"], tok]  # next automaton state, or -(1 + stop index)
@@ -568,8 +573,7 @@ class Engine:
             if full_rows:
                 cache = _unwindow(cache, c["cache"])
             else:
-                kv = c["cache"]
-                cache = KVCache(k=cache.k.at[:, rows, :window].set(kv.k), v=cache.v.at[:, rows, :window].set(kv.v))
+                cache = _scatter_rows(cache, rows, c["cache"])
             return cache, (c["tok"], c["lp"], c["raw"], c["count"], c["reason"], c["stop_idx"], c["win"], c["pending"],
                            c["step"])
 

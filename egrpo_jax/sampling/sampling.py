@@ -39,11 +39,10 @@ def filter_logits(logits: jax.Array, *, top_k: int = 0, top_p: float = 1.0) -> j
 
 
 def row_keys(seed: jax.Array, rows: jax.Array, positions: jax.Array) -> jax.Array:
-    """One PRNG key per row from (seed, stream id, absolute token position). `seed` is one seed or
-    one per row: a rollout's random stream follows it into whichever engine slot it occupies."""
-    seeds = jnp.broadcast_to(jnp.asarray(seed), jnp.shape(rows))
-    return jax.vmap(lambda s, r, p: jax.random.fold_in(jax.random.fold_in(jax.random.key(s), r), p))(
-        seeds, rows, positions)
+    """One PRNG key per row from (seed, stream id, absolute token position): a rollout's random
+    stream follows its stream id into whichever engine row it occupies."""
+    base = jax.random.key(seed)
+    return jax.vmap(lambda r, p: jax.random.fold_in(jax.random.fold_in(base, r), p))(rows, positions)
 
 
 def sample(

@@ -49,8 +49,7 @@ class ScriptedEngine:
         self.seg = {}
         self.calls.append(("reset", seed))
 
-    def insert(self, rows: Sequence[int], prompts: Sequence[Sequence[int]], *, stream_ids: Sequence[int],
-               seeds: Sequence[int] | None = None) -> None:
+    def insert(self, rows: Sequence[int], prompts: Sequence[Sequence[int]], *, stream_ids: Sequence[int]) -> None:
         self.calls.append(("insert", list(rows), list(stream_ids)))
         for r, p, j in zip(rows, prompts, stream_ids, strict=True):
             if self.slot[r] is not None:

@@ -35,11 +35,11 @@ class ScriptedEngine:
         self.tok = CharTokenizer()
         self.max_busy = 0
 
-    def reset(self, *, seed=0):
+    def reset(self, *, seed=0, params=None):
         self.seeds.append(seed)
         self.queue, self.len, self.budget, self.seen = {}, {}, {}, {}
 
-    def insert(self, rows, prompts, *, stream_ids, seeds=None):
+    def insert(self, rows, prompts, *, stream_ids):
         for r, p, j in zip(rows, prompts, stream_ids, strict=True):
             assert r not in self.len, f"row {r} is in use"
             text = self.tok.decode(p)

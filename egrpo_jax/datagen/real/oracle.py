@@ -29,7 +29,7 @@ from egrpo_jax.agent.parse import ToolCall, format_answer, format_call, format_t
 from egrpo_jax.agent.template import render_tool_response
 from egrpo_jax.data.schema import QARecord
 from egrpo_jax.datagen.real.build import PHRASES
-from egrpo_jax.datagen.synth.oracle import EARLY_STOP, PERFECT, DemoConfig, Unanswerable
+from egrpo_jax.datagen.synth.oracle import EARLY_STOP, PERFECT, DemoConfig, Unanswerable, demos_over_splits
 from egrpo_jax.tools.base import SearchBackend
 from egrpo_jax.tools.registry import ToolConfig, ToolSet
 from egrpo_jax.tools.search import snippet
@@ -129,22 +129,7 @@ def make_demos(splits: dict[str, list[QARecord]], backend: SearchBackend, tools:
     settings never show is dropped from every split; the demo kinds are fixed by demos.seed."""
     check_demo_config(demos)
     oracle = RealOracle(backend, tools)
-    rng = random.Random(f"real-demos-{demos.seed}")
-    keep: dict[str, list[QARecord]] = {name: [] for name in splits}
-    out: list[dict[str, Any]] = []
-    dropped = 0
     try:
-        for name, records in splits.items():
-            for q in records:
-                kind = demos.kind(rng.random())  # one draw per question of every split, in split order
-                try:
-                    d = oracle.demo(q, kind, random.Random(f"real-demo-{demos.seed}-{q.id}"))
-                except Unanswerable:
-                    dropped += 1
-                    continue
-                keep[name].append(q)
-                if name == "train":
-                    out.append({"id": f"demo-{len(out):06d}", **d})
+        return demos_over_splits(splits, demos, oracle.demo, "real-demo")
     finally:
         oracle.close()
-    return keep, out, dropped

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import random
 import time
 from typing import Any
 
@@ -23,7 +22,7 @@ from egrpo_jax.data.io import write_corpus, write_jsonl, write_questions
 from egrpo_jax.data.schema import Document, QARecord
 from egrpo_jax.datagen.bpe import train_bpe
 from egrpo_jax.datagen.synth.corpus import build_corpus
-from egrpo_jax.datagen.synth.oracle import PERFECT, DemoConfig, Oracle, Unanswerable
+from egrpo_jax.datagen.synth.oracle import PERFECT, DemoConfig, Oracle, demos_over_splits
 from egrpo_jax.datagen.synth.questions import make_questions, split_questions, with_gold_docs
 from egrpo_jax.datagen.synth.world import World, WorldConfig, build_world
 from egrpo_jax.tools.bm25 import Bm25Index
@@ -75,24 +74,13 @@ def build_synthetic(world: WorldConfig | None = None, demos: DemoConfig | None =
     corpus, doc_of = build_corpus(w)
     splits = split_questions(w, with_gold_docs(make_questions(w), doc_of))
     oracle = Oracle(w, doc_of, Bm25Index.build(corpus), tools)
-    # one draw per question of every split, in split order: the kind of each demo is fixed by the seed
-    rng = random.Random(f"demos-{demos.seed}")
-    out, dropped = [], 0
-    keep: dict[str, list[QARecord]] = {name: [] for name in splits}
+
+    def demo(q, kind, rng):
+        oracle.demo(q, PERFECT)  # the perfect path must exist for every kept question, whatever the kind
+        return oracle.demo(q, kind, rng)
+
     try:
-        for name, records in splits.items():
-            for q in records:
-                kind = demos.kind(rng.random())
-                try:
-                    # the perfect path must exist for every kept question, whatever the demo's kind
-                    oracle.demo(q, PERFECT)
-                    d = oracle.demo(q, kind, random.Random(f"demo-{demos.seed}-{q.id}"))
-                except Unanswerable:
-                    dropped += 1
-                    continue
-                keep[name].append(q)
-                if name == "train":
-                    out.append({"id": f"demo-{len(out):06d}", **d})
+        keep, out, dropped = demos_over_splits(splits, demos, demo, "demo")
     finally:
         oracle.close()
     if not keep["train"] or not keep["test"]:

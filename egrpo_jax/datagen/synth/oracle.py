@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 from typing import Any
 
 from egrpo_jax.agent.parse import ToolCall, format_answer, format_call, format_think
@@ -71,6 +72,31 @@ class DemoConfig:
                 return kind
             u -= rate
         return PERFECT
+
+
+def demos_over_splits(splits: dict[str, list[QARecord]], demos: DemoConfig,
+                      demo: Callable[[QARecord, str, random.Random], dict[str, Any]], name: str,
+                      ) -> tuple[dict[str, list[QARecord]], list[dict[str, Any]], int]:
+    """(kept splits, one demo per kept train question, dropped). One kind draw per question of every
+    split, in split order, so each demo's kind is fixed by demos.seed; a question for which
+    `demo(q, kind, rng)` raises Unanswerable is dropped from every split. `name` names the seeds'
+    random streams ("{name}s-{seed}" for the kinds, "{name}-{seed}-{question id}" per demo)."""
+    rng = random.Random(f"{name}s-{demos.seed}")
+    keep: dict[str, list[QARecord]] = {split: [] for split in splits}
+    out: list[dict[str, Any]] = []
+    dropped = 0
+    for split, records in splits.items():
+        for q in records:
+            kind = demos.kind(rng.random())
+            try:
+                d = demo(q, kind, random.Random(f"{name}-{demos.seed}-{q.id}"))
+            except Unanswerable:
+                dropped += 1
+                continue
+            keep[split].append(q)
+            if split == "train":
+                out.append({"id": f"demo-{len(out):06d}", **d})
+    return keep, out, dropped
 
 
 def _cap(s: str) -> str:
