@@ -74,7 +74,9 @@ def default_config() -> ml_collections.ConfigDict:
     )
     c.optim = dict(name="adamw", lr=2e-6, warmup_steps=0, schedule="constant", min_lr_ratio=0.0, clip_norm=1.0,
                    weight_decay=0.0, b1=0.9, b2=0.999, microbatches=1, logprob_chunk=0)
-    c.train = dict(steps=80, seed=0, max_seq_len=4096)
+    # pack_demos: SFT packs several demos into one row (each attends only to itself): same loss, fewer
+    # padded positions when demo lengths are uneven (rl.batch.pack_sequences)
+    c.train = dict(steps=80, seed=0, max_seq_len=4096, pack_demos=True)
     c.checkpoint = dict(dir="", every=10, keep=3, resume=False, init_from="")  # resume: also --resume
     c.logging = dict(dir="", every=1, progress=True)
     # `egrpo eval`: k samples per question at the paper's inference sampling; batch_size questions
@@ -137,7 +139,7 @@ RULES: dict[str, tuple[Callable, str]] = {
     "optim.min_lr_ratio": _float(0.0, 1.0), "optim.clip_norm": _float(0.0), "optim.weight_decay": _float(0.0),
     "optim.b1": _float(0.0, 1.0), "optim.b2": _float(0.0, 1.0), "optim.microbatches": _int(1),
     "optim.logprob_chunk": _int(0),
-    "train.steps": _int(1), "train.seed": _int(0), "train.max_seq_len": _int(2),
+    "train.steps": _int(1), "train.seed": _int(0), "train.max_seq_len": _int(2), "train.pack_demos": _BOOL,
     "checkpoint.dir": _STR, "checkpoint.every": _int(1), "checkpoint.keep": _int(1), "checkpoint.resume": _BOOL,
     "checkpoint.init_from": _STR,
     "logging.dir": _STR, "logging.every": _int(1), "logging.progress": _BOOL,

@@ -81,6 +81,58 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.A
     return out.astype(x.dtype)
 
 
+def _cached_attention(q, keys, values, positions, kpos):
+    """q [B, T, H, D] attends to cache slots [B, S, Hkv, D] at positions kpos <= its own."""
+    b, t, h, d = q.shape
+    kv = keys.shape[2]
+    qg = q.reshape(b, t, kv, h // kv, d)
+    scores = jnp.einsum("btkgd,bskd->bkgts", qg, keys, preferred_element_type=jnp.float32) / math.sqrt(d)
+    mask = kpos[:, None, :] <= positions[:, :, None]  # [B, T, S]
+    scores = jnp.where(mask[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
+    return jnp.einsum("bkgts,bskd->btkgd", probs, values)
+
+
+def attention_block(t: int) -> int:
+    """Query block of causal_attention: 64 tokens, more for long sequences (fewer unrolled blocks)."""
+    c = max(64, t // 16)
+    return c if t > c and t % c == 0 else t
+
+
+def causal_attention(q, k, v, positions, segments=None):
+    """Causal self-attention of a whole sequence (no cache), in query blocks.
+
+    Query block i attends only to keys 0 .. end of block i: the blocks above the diagonal are
+    never computed (about half the score matrix for long sequences), and each block's scores fit
+    in cache. Heads come first so every product is one batched GEMM. On a 2-core CPU this cut the
+    attention gradient of a [16, 1024] batch 3.5x against the full masked [T, T] einsum.
+    q [B, T, H, D], k/v [B, T, Hkv, D], positions [B, T] -> [B, T, Hkv, H/Hkv, D]. A key is
+    visible if it is not after the query by index, its position is <= the query's (padding
+    may repeat positions) and, given `segments` [B, T], it belongs to the query's segment (several
+    sequences packed into one row, positions restarting at each).
+    """
+    b, t, h, d = q.shape
+    kv = k.shape[2]
+    g = h // kv
+    qh = q.reshape(b, t, kv, g, d).transpose(0, 2, 3, 1, 4)  # [B, Kv, G, T, D]
+    kh, vh = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, Kv, T, D]
+    c = attention_block(t)
+    outs = []
+    for i in range(t // c):
+        lo, hi = i * c, (i + 1) * c
+        # (b, kv) stay separate batch dimensions, so a mesh's data and tensor shardings carry through
+        s = jnp.einsum("bkgcd,bksd->bkgcs", qh[:, :, :, lo:hi], kh[:, :, :hi],
+                       preferred_element_type=jnp.float32) / math.sqrt(d)
+        mask = positions[:, None, :hi] <= positions[:, lo:hi, None]  # [B, C, hi]
+        mask = mask & (jnp.arange(lo, hi)[:, None] >= jnp.arange(hi)[None, :])
+        if segments is not None:
+            mask = mask & (segments[:, None, :hi] == segments[:, lo:hi, None])
+        s = jnp.where(mask[:, None, None], s, jnp.finfo(jnp.float32).min)
+        p = jax.nn.softmax(s, axis=-1).astype(q.dtype)
+        outs.append(jnp.einsum("bkgcs,bksd->bkgcd", p, vh[:, :, :hi]))
+    return jnp.concatenate(outs, axis=3).transpose(0, 3, 1, 2, 4)
+
+
 class Attention(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         h, q, kv = cfg.hidden_size, cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
@@ -98,7 +150,7 @@ class Attention(nnx.Module):
             self.q_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps, pd, rngs=rngs)
             self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps, pd, rngs=rngs)
 
-    def __call__(self, x, positions, inv_freq, layer: int, cache: KVCache | None):
+    def __call__(self, x, positions, inv_freq, layer: int, cache: KVCache | None, segments=None):
         cfg = self.cfg
         dt = x.dtype
         b, t, _ = x.shape
@@ -119,8 +171,7 @@ class Attention(nnx.Module):
         k = apply_rope(k, positions, inv_freq)
 
         if cache is None:
-            keys, values = k, v
-            kpos = positions  # [B, S=T]
+            out = causal_attention(q, k, v, positions, segments)
         else:
             rows = jnp.arange(b)[:, None]
             # Scatter straight into the stacked cache (in place inside a decode loop); slicing
@@ -130,21 +181,8 @@ class Attention(nnx.Module):
                 v=cache.v.at[layer, rows, positions].set(v.astype(cache.v.dtype), mode="drop"),
             )
             ck, cv = cache.k[layer], cache.v[layer]
-            keys, values = ck.astype(dt), cv.astype(dt)
             kpos = jnp.broadcast_to(jnp.arange(ck.shape[1])[None, :], (b, ck.shape[1]))
-
-        groups = cfg.num_heads // cfg.num_kv_heads
-        qg = q.reshape(b, t, cfg.num_kv_heads, groups, cfg.head_dim)
-        scores = jnp.einsum("btkgd,bskd->bkgts", qg, keys, preferred_element_type=jnp.float32)
-        scores = scores / math.sqrt(cfg.head_dim)
-        mask = kpos[:, None, :] <= positions[:, :, None]  # [B, T, S]
-        if cache is None:
-            # causal within the chunk by index (positions may repeat for padding)
-            idx = jnp.arange(t)
-            mask = mask & (idx[None, :, None] >= idx[None, None, :])
-        scores = jnp.where(mask[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
-        probs = jax.nn.softmax(scores, axis=-1).astype(dt)
-        out = jnp.einsum("bkgts,bskd->btkgd", probs, values)
+            out = _cached_attention(q, ck.astype(dt), cv.astype(dt), positions, kpos)
         out = out.reshape(b, t, cfg.num_heads * cfg.head_dim)
         return dense(out, self.wo[...].astype(dt)), cache
 
@@ -172,8 +210,8 @@ class Block(nnx.Module):
         self.mlp_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, pd, rngs=rngs)
         self.mlp = MLP(cfg, rngs=rngs)
 
-    def __call__(self, x, positions, inv_freq, layer: int, cache: KVCache | None):
-        a, cache = self.attn(self.attn_norm(x), positions, inv_freq, layer, cache)
+    def __call__(self, x, positions, inv_freq, layer: int, cache: KVCache | None, segments=None):
+        a, cache = self.attn(self.attn_norm(x), positions, inv_freq, layer, cache, segments)
         x = x + a
         x = x + self.mlp(self.mlp_norm(x))
         return x, cache
@@ -189,8 +227,14 @@ class Decoder(nnx.Module):
         if not cfg.tie_embeddings:
             self.lm_head = _param(rngs, (cfg.hidden_size, cfg.vocab_size), ("embed", "vocab"), pd)
 
-    def hidden(self, tokens, positions=None, *, cache: KVCache | None = None):
-        """Final-norm hidden states [B, T, H] (compute dtype) and the updated cache."""
+    def hidden(self, tokens, positions=None, *, cache: KVCache | None = None, segments=None):
+        """Final-norm hidden states [B, T, H] (compute dtype) and the updated cache.
+
+        `segments` int32 [B, T] (no cache): several sequences packed into a row attend only within
+        their own segment; pass their restarting `positions` with them.
+        """
+        if segments is not None and (cache is not None or positions is None):
+            raise ValueError("Decoder.hidden: segments need their positions and no cache")
         cfg = self.cfg
         b, t = tokens.shape
         if positions is None:
@@ -200,11 +244,11 @@ class Decoder(nnx.Module):
         for i, block in enumerate(self.layers):
             if cfg.remat and cache is None:  # recomputation only pays off under a gradient (training)
                 def run(blk, x, cache, i=i):
-                    return blk(x, positions, inv_freq, i, cache)
+                    return blk(x, positions, inv_freq, i, cache, segments)
 
                 x, cache = nnx.remat(run)(block, x, cache)
             else:
-                x, cache = block(x, positions, inv_freq, i, cache)
+                x, cache = block(x, positions, inv_freq, i, cache, segments)
         return self.norm(x), cache
 
     def logits(self, h: jax.Array) -> jax.Array:

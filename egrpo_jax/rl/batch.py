@@ -29,7 +29,11 @@ class TrainBatch:
     mask: np.ndarray  # float32 [B, T]: 1 on model-written tokens that are trained on
     old_logp: np.ndarray  # float32 [B, T]: sampler log-probs (0 off the mask)
     advantages: np.ndarray  # float32 [B]
-    num_real: int  # rows 0..num_real-1 are trajectories, the rest padding
+    num_real: int  # sequences packed (rows 0..num_real-1 unless packed; the rest is padding)
+    # packed rows only (pack_sequences(pack=True)): per-token position within its sequence and
+    # sequence id (1, 2, ... within a row; 0 = padding); None = one sequence per row from 0
+    positions: np.ndarray | None = None
+    segments: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -93,6 +97,8 @@ def drop_silent_rows(batch: TrainBatch, weights: np.ndarray, row_multiple: int =
     rows = bucket_rows(len(live), row_multiple)
     if len(live) == 0 or rows >= batch.tokens.shape[0]:
         return batch, weights
+    if batch.segments is not None:
+        raise ValueError("drop_silent_rows: packed rows hold several sequences; pass one sequence per row")
     sel = np.concatenate([live, np.full(rows - len(live), live[0])])
     pad = np.arange(rows) >= len(live)
     w = np.where(pad[:, None], 0.0, weights[sel]).astype(weights.dtype)
@@ -110,20 +116,52 @@ def pack_sequences(
     min_len: int = 16,
     max_len: int | None = None,
     pad_id: int = 0,
+    pack: bool = False,
 ) -> TrainBatch:
-    """Pack plain (tokens, mask) pairs, e.g. SFT demonstrations; sequences over max_len are cut."""
+    """Pack plain (tokens, mask) pairs, e.g. SFT demonstrations; sequences over max_len are cut.
+
+    The row length is the next power of two >= the longest sequence, but never more than max_len
+    rounded up to 64 (a 768-token limit pads to 768, not 1024). With `pack`, sequences share rows
+    (first-fit, longest first; each attends only to itself, positions restarting at 0), and the
+    row count is rounded up to a multiple of 4 rather than a power of two: demos of very uneven
+    lengths then cost their tokens, not rows x the longest. Each sequence's first token is
+    unmasked (no prediction), so no loss crosses a sequence boundary.
+    """
     if not tokens:
         raise ValueError("pack_sequences: no sequences")
     seqs = [list(t)[:max_len] if max_len else list(t) for t in tokens]
     ms = [list(m)[: len(s)] for m, s in zip(masks, seqs)]
-    rows = bucket_rows(len(seqs), row_multiple, min_rows)
-    length = next_pow2(max(min_len, max(len(s) for s in seqs)))
-    tok = np.full((rows, length), pad_id, np.int32)
-    mask = np.zeros((rows, length), np.float32)
     for i, (s, m) in enumerate(zip(seqs, ms)):
         if len(m) != len(s):
             raise ValueError(f"pack_sequences: row {i} has {len(s)} tokens but {len(m)} mask entries")
-        tok[i, : len(s)] = s
-        mask[i, : len(s)] = m
-    mask[:, 0] = 0.0  # token 0 has no prediction
-    return TrainBatch(tok, mask, np.zeros_like(mask), np.zeros(rows, np.float32), len(seqs))
+    length = next_pow2(max(min_len, max(len(s) for s in seqs)))
+    if max_len:
+        length = max(min(length, -(-max_len // 64) * 64), max(len(s) for s in seqs))
+    if not pack:
+        placed = [[(i, 0)] for i in range(len(seqs))]
+        rows = bucket_rows(len(seqs), row_multiple, min_rows)
+    else:
+        placed, free = [], []  # per row: (sequence, offset); tokens left
+        for i in sorted(range(len(seqs)), key=lambda i: -len(seqs[i])):
+            r = next((r for r, f in enumerate(free) if f >= len(seqs[i])), None)
+            if r is None:
+                placed.append([]), free.append(length)
+                r = len(placed) - 1
+            placed[r].append((i, length - free[r]))
+            free[r] -= len(seqs[i])
+        q = 4 * row_multiple
+        rows = max(-(-len(placed) // q) * q, min_rows)
+    tok = np.full((rows, length), pad_id, np.int32)
+    mask = np.zeros((rows, length), np.float32)
+    pos = np.zeros((rows, length), np.int32)
+    seg = np.zeros((rows, length), np.int32)
+    for r, row in enumerate(placed):
+        for j, (i, off) in enumerate(row):
+            n = len(seqs[i])
+            tok[r, off:off + n] = seqs[i]
+            mask[r, off:off + n] = ms[i]
+            mask[r, off] = 0.0  # a sequence's first token has no prediction
+            pos[r, off:off + n] = np.arange(n)
+            seg[r, off:off + n] = j + 1
+    extra = dict(positions=pos, segments=seg) if pack else {}
+    return TrainBatch(tok, mask, np.zeros_like(mask), np.zeros(rows, np.float32), len(seqs), **extra)

@@ -156,7 +156,7 @@ class Learner:
     def _mb_loss(self, params, mb, window: int):
         model = nnx.merge(self.graphdef, params, self.rest)
         logp, ent = token_logprobs(model, mb["tokens"], self.loss.logprob_chunk, mb["start"], window,
-                                   self.loss.sampling)
+                                   self.loss.sampling, mb.get("positions"), mb.get("segments"))
         w = mb["weights"]
         if self.loss.kind == "sft":
             loss, sums = sft_loss_terms(logp, w)
@@ -213,6 +213,8 @@ class Learner:
             "tokens": batch.tokens, "weights": weights, "old_logp": batch.old_logp,
             "advantages": batch.advantages, "start": start,
         }
+        if batch.segments is not None:  # packed rows (rl.batch.pack_sequences(pack=True))
+            host.update(positions=batch.positions, segments=batch.segments)
         out = {}
         for k, v in host.items():
             v = np.asarray(v).reshape((m, b // m) + v.shape[1:])
@@ -229,6 +231,8 @@ class Learner:
 
         RL without a KL term trains only on rows with a non-zero advantage (rl.batch.drop_silent_rows):
         the same update for less compute; the metrics are then over those rows' tokens."""
+        if batch.segments is not None and self.loss.kind != "sft":
+            raise ValueError("Learner.train_step: packed rows are for SFT; RL weights and advantages are per row")
         agg = "token_mean" if self.loss.kind == "sft" else aggregation
         weights = np.asarray(token_weights(batch.mask, agg, dr_grpo_norm), np.float32)
         if self.loss.kind == "rl" and self.ref_params is None:

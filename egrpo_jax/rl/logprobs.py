@@ -33,16 +33,19 @@ def _chunk_stats(model, h: jax.Array, targets: jax.Array, sampling: SamplingPara
 
 def token_logprobs(
     model, tokens: jax.Array, chunk: int = 0, start: jax.Array | None = None, window: int = 0,
-    sampling: SamplingParams = PLAIN,
+    sampling: SamplingParams = PLAIN, positions: jax.Array | None = None, segments: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """tokens int32 [B, T] -> (logp [B, T], entropy [B, T]), float32, aligned to the tokens.
+
+    Packed rows pass `positions` and `segments` (models.decoder.Decoder.hidden); the entry of a
+    segment's first token is then a prediction from the previous segment: callers give it weight 0.
 
     With `window` > 0 and `start` [B], only tokens start_b .. start_b + window - 1 of each row get
     a log-prob (others 0): the vocabulary projection, the most expensive part for short models,
     then skips the prompt and everything outside the span of trained tokens.
     """
     b, t = tokens.shape
-    h, _ = model.hidden(tokens)
+    h, _ = model.hidden(tokens, positions, segments=segments)
     targets = jnp.concatenate([tokens[:, 1:], jnp.zeros((b, 1), tokens.dtype)], axis=1)
     if window and start is not None and window < t:
         # predictions for tokens start..start+window-1 come from positions start-1..start+window-2

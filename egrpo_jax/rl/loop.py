@@ -189,6 +189,7 @@ class RLTrainer:
             "time/train_s": t_train, "train/empty_steps": float(self.empty_steps),
             "train/skipped_total": float(self.learner.state.skipped),
             "tokens_per_s/train": float(batch.tokens.size) / max(t_train, 1e-9),
+            "train/pad_fraction": 1.0 - sum(len(t.tokens) for t in trajs) / batch.tokens.size,
             "tokens_per_s/rollout": float(sum(t.num_model_tokens for t in all_trajs)) / max(t_roll, 1e-9),
             "train/shapes_compiled": float(len(self.learner.compiled_shapes)),
         })

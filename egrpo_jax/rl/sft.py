@@ -142,11 +142,14 @@ def run_sft(cfg) -> dict[str, float]:
     def step(_step: int, _rng) -> dict[str, float]:
         idx = next(stream)
         batch = pack_sequences([demos[i][0] for i in idx], [demos[i][1] for i in idx],
-                               row_multiple=learner.row_multiple(), max_len=cfg.train.max_seq_len)
+                               row_multiple=learner.row_multiple(), max_len=cfg.train.max_seq_len,
+                               pack=cfg.train.pack_demos)
         t0 = time.perf_counter()
         m = learner.train_step(batch)
         dt = time.perf_counter() - t0
+        real = sum(len(demos[i][0]) for i in idx)
         return dict(m, step_s=dt, tokens_per_s=float(batch.tokens.size) / max(dt, 1e-9),
+                    pad_fraction=1.0 - real / batch.tokens.size,
                     **{"data/batch_hash": float(sum((i + 1) * 7919 ** k for k, i in enumerate(idx)) % 1_000_003)},
                     shapes_compiled=float(len(learner.compiled_shapes)))
 

@@ -78,3 +78,13 @@ def test_export_round_trip_and_transformers_loads_it(family, tmp_path):
         np.testing.assert_array_equal(pa[k], pb[k], err_msg=str(k))
     back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "out", dtype=torch.float32).eval()
     np.testing.assert_array_equal(hf_logits(back, TOKENS), hf_logits(hf, TOKENS))
+
+
+def test_long_sequence_attention_blocks_match_transformers(tmp_path):
+    """192 tokens: the no-cache attention runs in three 64-token query blocks (causal_attention)."""
+    hf = make_hf_model("qwen2")
+    hf.save_pretrained(tmp_path)
+    tokens = np.random.default_rng(3).integers(0, 96, (2, 192)).astype(np.int32)
+    loaded = load_pretrained(str(tmp_path), with_tokenizer=False)
+    ours = np.asarray(loaded.model(jnp.asarray(tokens)))
+    assert np.abs(ours - hf_logits(hf, tokens)).max() < 1e-4

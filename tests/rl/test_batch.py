@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from egrpo_jax.agent.trajectory import ANSWERED, Trajectory
-from egrpo_jax.rl.batch import pack_trajectories
+from egrpo_jax.rl.batch import pack_sequences, pack_trajectories
 
 
 def _traj(lps):
@@ -23,3 +23,14 @@ def test_packs_the_sampler_log_probs_on_the_mask():
 def test_log_probs_of_another_length_are_an_error_not_a_fallback(lps):
     with pytest.raises(ValueError, match="logprobs"):
         _traj(lps)
+
+
+def test_pack_sequences_row_length_stops_at_max_len():
+    """Demos cut at 768 tokens pad to 768, not to the next power of two (1024)."""
+    seqs = [[1] * 700, [2] * 300]
+    masks = [[0] + [1] * 699, [0] + [1] * 299]
+    assert pack_sequences(seqs, masks, max_len=768).tokens.shape == (2, 768)
+    assert pack_sequences(seqs, masks, max_len=700).tokens.shape == (2, 704)  # max_len rounded up to 64
+    assert pack_sequences(seqs, masks).tokens.shape == (2, 1024)  # no limit: a power of two
+    packed = pack_sequences(seqs, masks, max_len=1000, pack=True)
+    assert packed.tokens.shape == (4, 1024) and packed.segments[0].max() == 2  # both in row 0
