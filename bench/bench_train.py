@@ -149,6 +149,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--skip-tunix", action="store_true")
     a = ap.parse_args()
+    load0 = os.getloadavg()
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     rows = a.questions * a.group
     if a.gpu:
@@ -181,6 +182,8 @@ def main() -> int:
             r["ratio"] = ours["tokens_per_s"] / tunix["tokens_per_s"]
             print(f"ratio (ours / tunix tokens/s): {r['ratio']:.2f}x")
         path = os.path.join(HERE, "results", "bench_train.json")
+    r["load_start"], r["load_end"] = load0, os.getloadavg()
+    print(f"load average at start {load0[0]:.2f}, at end {r['load_end'][0]:.2f}")
     with open(path, "w") as f:
         json.dump(r, f, indent=2)
     print(f"wrote {path}")
