@@ -9,6 +9,7 @@ the data axes) and the length the next power of two >= the longest trajectory (a
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -123,7 +124,8 @@ def pack_sequences(
     The row length is the next power of two >= the longest sequence, but never more than max_len
     rounded up to 64 (a 768-token limit pads to 768, not 1024). With `pack`, sequences share rows
     (first-fit, longest first; each attends only to itself, positions restarting at 0), and the
-    row count is rounded up to a multiple of 4 rather than a power of two: demos of very uneven
+    row count is rounded up to a multiple of 4 (and of row_multiple) rather than a power of two,
+    never above the unpacked count: demos of very uneven
     lengths then cost their tokens, not rows x the longest. Each sequence's first token is
     unmasked (no prediction), so no loss crosses a sequence boundary.
     """
@@ -149,8 +151,9 @@ def pack_sequences(
                 r = len(placed) - 1
             placed[r].append((i, length - free[r]))
             free[r] -= len(seqs[i])
-        q = 4 * row_multiple
-        rows = max(-(-len(placed) // q) * q, min_rows)
+        q = math.lcm(row_multiple, 4)
+        # never more rows than one sequence per row would take (a large row_multiple: micro-batches x devices)
+        rows = min(max(-(-len(placed) // q) * q, min_rows), bucket_rows(len(seqs), row_multiple, min_rows))
     tok = np.full((rows, length), pad_id, np.int32)
     mask = np.zeros((rows, length), np.float32)
     pos = np.zeros((rows, length), np.int32)

@@ -33,4 +33,14 @@ def test_pack_sequences_row_length_stops_at_max_len():
     assert pack_sequences(seqs, masks, max_len=700).tokens.shape == (2, 704)  # max_len rounded up to 64
     assert pack_sequences(seqs, masks).tokens.shape == (2, 1024)  # no limit: a power of two
     packed = pack_sequences(seqs, masks, max_len=1000, pack=True)
-    assert packed.tokens.shape == (4, 1024) and packed.segments[0].max() == 2  # both in row 0
+    assert packed.tokens.shape == (2, 1024) and packed.segments[0].max() == 2  # both in row 0, row 1 empty
+
+
+def test_packing_never_takes_more_rows_than_one_per_row():
+    """A large row multiple (micro-batches x data devices) must not multiply the packed rows."""
+    seqs = [[1] * 300, [2] * 200]
+    masks = [[0] + [1] * 299, [0] + [1] * 199]
+    flat = pack_sequences(seqs, masks, row_multiple=16, max_len=1024)
+    packed = pack_sequences(seqs, masks, row_multiple=16, max_len=1024, pack=True)
+    assert flat.tokens.shape == packed.tokens.shape == (16, 512)
+    assert pack_sequences(seqs, masks, max_len=1024, pack=True).tokens.shape == (2, 512)  # 1 row used, not 4
