@@ -125,9 +125,9 @@ def pack_sequences(
     rounded up to 64 (a 768-token limit pads to 768, not 1024). With `pack`, sequences share rows
     (first-fit, longest first; each attends only to itself, positions restarting at 0), and the
     row count is rounded up to a multiple of 4 (and of row_multiple) rather than a power of two,
-    never above the unpacked count: demos of very uneven
-    lengths then cost their tokens, not rows x the longest. Each sequence's first token is
-    unmasked (no prediction), so no loss crosses a sequence boundary.
+    never above the unpacked count: demos of very uneven lengths then cost their tokens, not rows
+    x the longest. Each sequence's first token is unmasked (no prediction), so no loss crosses a
+    sequence boundary.
     """
     if not tokens:
         raise ValueError("pack_sequences: no sequences")
@@ -147,7 +147,8 @@ def pack_sequences(
         for i in sorted(range(len(seqs)), key=lambda i: -len(seqs[i])):
             r = next((r for r, f in enumerate(free) if f >= len(seqs[i])), None)
             if r is None:
-                placed.append([]), free.append(length)
+                placed.append([])
+                free.append(length)
                 r = len(placed) - 1
             placed[r].append((i, length - free[r]))
             free[r] -= len(seqs[i])
@@ -163,7 +164,8 @@ def pack_sequences(
             n = len(seqs[i])
             tok[r, off:off + n] = seqs[i]
             mask[r, off:off + n] = ms[i]
-            mask[r, off] = 0.0  # a sequence's first token has no prediction
+            if n:
+                mask[r, off] = 0.0  # a sequence's first token has no prediction
             pos[r, off:off + n] = np.arange(n)
             seg[r, off:off + n] = j + 1
     extra = dict(positions=pos, segments=seg) if pack else {}
