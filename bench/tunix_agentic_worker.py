@@ -7,8 +7,8 @@ Tunix's own pieces: RolloutOrchestrator -> TrajectoryCollectEngine (one per roll
 QwenToolParser, the model served by VanillaRollout (its Sampler) on tunix.models.llama3 loaded with
 its safetensors loader; the default executor sized max_concurrency + 1 as AgenticRLLearner does.
 Ours, where Tunix asks the user for them: the chat parser (our plain System/User/Assistant layout,
-tool responses inline as our host writes them), the search tool (POSTs to the same search server as
-our ToolSet, formats as our tools/search.py), two ToolAgent hooks (no Qwen tools prompt appended to
+tool responses inline as our host writes them), the search tool (our tools/http_client.py and
+tools/search.py, stdlib-only modules, against the same search server as our ToolSet), two ToolAgent hooks (no Qwen tools prompt appended to
 the system prompt, no "Tool returned result: " prefix: our policy was trained without either), a
 per-rollout token budget (engine subclass), and `model_call` (AgenticRLLearner._model_call's
 parse + generate, capping a turn at max_turn_tokens and putting back the stop tag Tunix's Sampler
@@ -23,9 +23,9 @@ import concurrent.futures
 import dataclasses
 import functools
 import json
+import os
 import sys
 import time
-import urllib.request
 
 import numpy as np
 import transformers
@@ -44,34 +44,14 @@ from tunix.utils import token_sanitization
 SPEC: dict = {}
 
 
-# ---- our format, as egrpo_jax/agent/template.py and tools/search.py write it ---------------------
-def _snippet(text, max_chars):
-    text = " ".join(text.split())
-    if len(text) <= max_chars:
-        return text
-    cut = text[:max_chars]
-    space = cut.rfind(" ")
-    if space > max_chars // 2:
-        cut = cut[:space]
-    return cut + " ..."
+# ---- our search client and result text: the very functions our ToolSet uses ---------------------
+# tools/http_client.py and tools/search.py import only the standard library (and tools/base.py), so
+# they load here without our jax; the rest of egrpo_jax stays out of Tunix's interpreter.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from egrpo_jax.tools.http_client import HttpSearchBackend  # noqa: E402
+from egrpo_jax.tools.search import format_search  # noqa: E402
 
-
-def _format_search(queries, results, snippet_chars, note=""):
-    blocks = []
-    for q, hits in zip(queries, results):
-        if not hits:
-            blocks.append(f'No results for "{q}".')
-            continue
-        lines = [f'Results for "{q}":']
-        for i, doc in enumerate(hits, 1):
-            head, sep, rest = doc["contents"].partition("\n")
-            title, text = (head.strip().strip('"'), rest) if sep else ("", doc["contents"])
-            title = doc.get("title") or title
-            lines.append(f"{i}. {title} (url: {doc.get('url') or doc.get('id', '')})\n{_snippet(text, snippet_chars)}")
-        blocks.append("\n".join(lines))
-    if note:
-        blocks.append(note)
-    return "\n\n".join(blocks)
+BACKEND: list = []  # the HttpSearchBackend to SPEC['search_url'], made by main()
 
 
 class SearchTool(base_tool.BaseTool):
@@ -89,13 +69,8 @@ class SearchTool(base_tool.BaseTool):
             qs, note = qs[: t["max_queries"]], f"(only the first {t['max_queries']} queries were used)"
         if not qs:
             return base_tool.ToolOutput(name=self.name, error="search needs a non-empty query list")
-        req = urllib.request.Request(SPEC["search_url"] + "/retrieve", method="POST",
-                                     headers={"Content-Type": "application/json"},
-                                     data=json.dumps({"queries": qs, "topk": t["topk"], "return_scores": True}).encode())
-        with urllib.request.urlopen(req, timeout=10) as r:
-            result = json.loads(r.read())["result"]
-        hits = [[item["document"] for item in row] for row in result]
-        return base_tool.ToolOutput(name=self.name, output=_format_search(qs, hits, t["snippet_chars"], note))
+        hits = BACKEND[0].search(qs, t["topk"])
+        return base_tool.ToolOutput(name=self.name, output=format_search(qs, hits, t["snippet_chars"], note))
 
 
 class PlainParser(chat_parser_lib.BaseChatTemplateParser):
@@ -160,6 +135,7 @@ def _strip_pad(ids, pad):
 def main(path):
     with open(path) as f:
         SPEC.update(json.load(f))
+    BACKEND.append(HttpSearchBackend(SPEC["search_url"]))
     c = SPEC["config"]
     cfg = llama3_model.ModelConfig(
         num_layers=c["num_layers"], vocab_size=c["vocab_size"], embed_dim=c["hidden_size"],

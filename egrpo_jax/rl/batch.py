@@ -98,8 +98,6 @@ def drop_silent_rows(batch: TrainBatch, weights: np.ndarray, row_multiple: int =
     rows = bucket_rows(len(live), row_multiple)
     if len(live) == 0 or rows >= batch.tokens.shape[0]:
         return batch, weights
-    if batch.segments is not None:
-        raise ValueError("drop_silent_rows: packed rows hold several sequences; pass one sequence per row")
     sel = np.concatenate([live, np.full(rows - len(live), live[0])])
     pad = np.arange(rows) >= len(live)
     w = np.where(pad[:, None], 0.0, weights[sel]).astype(weights.dtype)

@@ -99,9 +99,10 @@ def test_tool_calls_run_while_other_rows_decode(small_index):
     plans = [[SEARCH.format(""), ANSWER.format("")], [ANSWER.format("x" * 200)]]
     engine = _scripted(cls=Signalling, plans=plans)
     with SlowTools(small_index, ToolConfig(topk=1, snippet_chars=20)) as tools:
-        trajs, _ = run_rollouts(engine, TOK, QUESTIONS[:2], tools,
+        trajs, m = run_rollouts(engine, TOK, QUESTIONS[:2], tools,
                                 AgentConfig(group_size=1, prompt_style="short", segment_steps=8))
     assert overlapped == [True] and [t.status for t in trajs] == ["answered", "answered"]
+    assert m["time/tools_s"] >= m["time/tools_wait_s"] >= 0
 
 
 @pytest.fixture(scope="module")
