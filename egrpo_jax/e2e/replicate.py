@@ -137,7 +137,8 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
             _, model, tok = load_policy(base)
             with build_tools(base, tok) as tools:
                 evaluate_policy(model, tok, tools, test, base, sft_eval, title="SFT policy", progress=progress)
-    records = [run_record(sft_eval, [], arm=None, seed=-1)]
+    n_questions = len(test[: base.eval.limit or None])
+    records = [_reused(run_record(sft_eval, [], arm=None, seed=-1), sft_eval, None, 0, n_questions)]
     for seed in seeds:
         for arm in arms:
             name = run_name(arm, seed)
@@ -145,7 +146,7 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
             done = os.path.join(run_dir, RUN_SUMMARY)
             if os.path.isfile(done):
                 with open(done, encoding="utf-8") as f:
-                    records.append(json.load(f))
+                    records.append(_reused(json.load(f), run_dir, arm, base.train.steps, n_questions))
                 continue
             _fresh_run_dir(run_dir)
             cfg = copy.deepcopy(base)
@@ -171,6 +172,18 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
                          "sft_steps": sft_cfg.train.steps, "group_size": base.rl.group_size,
                          "questions_per_step": base.data.batch_size, "eval_k": s.eval_k,
                          "eval_questions": s.eval_questions or data.stats["questions/test"]}}
+
+
+def _reused(record: Mapping, where: str, arm: Arm | None, steps: int, questions: int) -> Mapping:
+    """A finished run kept from an earlier call, if it is the run this call asks for; a run of other
+    steps, arm or question count would mix into the report unnoticed, so it is an error instead."""
+    got = (len(record["training"]), len(record["per_question"]), record["alpha"], record["schedule"])
+    want = (steps, questions, arm.alpha if arm else -1.0, arm.schedule if arm else "")
+    if tuple(got) != want:
+        raise ValueError(f"{where}: a finished run of {got[0]} RL steps, {got[1]} questions, alpha {got[2]} "
+                         f"{got[3] or '(SFT)'}; this call asks {want[0]} steps, {want[1]} questions, alpha {want[2]} "
+                         f"{want[3] or '(SFT)'}: choose another --out or move it away")
+    return record
 
 
 def _fresh_run_dir(run_dir: str) -> None:

@@ -11,6 +11,7 @@ from egrpo_jax.e2e.replicate import (
     SFT_LABEL,
     Arm,
     _fresh_run_dir,
+    _reused,
     aggregate,
     match_accuracy_corr,
     run_record,
@@ -87,6 +88,20 @@ def test_replicate_never_deletes_a_folder_it_did_not_create(tmp_path):
     (ours / "partial.txt").write_text("interrupted")
     _fresh_run_dir(str(ours))  # an interrupted run of ours starts again
     assert sorted(p.name for p in ours.iterdir()) == [RUN_MARKER]
+
+
+def test_a_finished_run_is_reused_only_for_the_same_steps_arm_and_questions():
+    rec = {"training": [{"step": i} for i in (1, 2, 3)], "per_question": {q: (1.0, 1.0) for q in QUESTIONS},
+           "alpha": 0.3, "schedule": "constant"}
+    assert _reused(rec, "runs/x", Arm(0.3), 3, 20) is rec
+    for arm, steps, questions, what in ((Arm(0.3), 10, 20, "3 RL steps"), (Arm(0.3), 3, 300, "20 questions"),
+                                        (GRPO, 3, 20, "alpha 0.3"), (Arm(0.3, "linear"), 3, 20, "constant")):
+        with pytest.raises(ValueError, match=f"runs/x: a finished run of .*{what}"):
+            _reused(rec, "runs/x", arm, steps, questions)
+    sft = {"training": [], "per_question": rec["per_question"], "alpha": -1.0, "schedule": ""}
+    assert _reused(sft, "eval_sft", None, 0, 20) is sft
+    with pytest.raises(ValueError, match="eval_sft: a finished run of 0 RL steps, 20 questions"):
+        _reused(sft, "eval_sft", None, 0, 48)
 
 
 def test_run_record_reads_eval_folder(tmp_path):
