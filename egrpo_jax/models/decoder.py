@@ -82,15 +82,18 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.A
 
 
 def _cached_attention(q, keys, values, positions, kpos):
-    """q [B, T, H, D] attends to cache slots [B, S, Hkv, D] at positions kpos <= its own."""
+    """q [B, T, H, D] attends to cache slots [B, Hkv, S, D] at positions kpos <= its own.
+
+    Only the (small) queries are transposed, heads first: the cache operands are read as they lie.
+    """
     b, t, h, d = q.shape
-    kv = keys.shape[2]
-    qg = q.reshape(b, t, kv, h // kv, d)
-    scores = jnp.einsum("btkgd,bskd->bkgts", qg, keys, preferred_element_type=jnp.float32) / math.sqrt(d)
+    kv = keys.shape[1]
+    qh = q.reshape(b, t, kv, h // kv, d).transpose(0, 2, 3, 1, 4)  # [B, Kv, G, T, D]
+    scores = jnp.einsum("bkgtd,bksd->bkgts", qh, keys, preferred_element_type=jnp.float32) / math.sqrt(d)
     mask = kpos[:, None, :] <= positions[:, :, None]  # [B, T, S]
     scores = jnp.where(mask[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
-    return jnp.einsum("bkgts,bskd->btkgd", probs, values)
+    return jnp.einsum("bkgts,bksd->bkgtd", probs, values).transpose(0, 3, 1, 2, 4)
 
 
 def attention_block(t: int) -> int:
@@ -177,11 +180,12 @@ class Attention(nnx.Module):
             # Scatter straight into the stacked cache (in place inside a decode loop); slicing
             # the layer out first and writing it back copied the whole layer every step.
             cache = KVCache(
-                k=cache.k.at[layer, rows, positions].set(k.astype(cache.k.dtype), mode="drop"),
-                v=cache.v.at[layer, rows, positions].set(v.astype(cache.v.dtype), mode="drop"),
+                # [B, T, Hkv, D] values land at [layer, rows, :, positions] (advanced indices first)
+                k=cache.k.at[layer, rows, :, positions].set(k.astype(cache.k.dtype), mode="drop"),
+                v=cache.v.at[layer, rows, :, positions].set(v.astype(cache.v.dtype), mode="drop"),
             )
             ck, cv = cache.k[layer], cache.v[layer]
-            kpos = jnp.broadcast_to(jnp.arange(ck.shape[1])[None, :], (b, ck.shape[1]))
+            kpos = jnp.broadcast_to(jnp.arange(ck.shape[2])[None, :], (b, ck.shape[2]))
             out = _cached_attention(q, ck.astype(dt), cv.astype(dt), positions, kpos)
         out = out.reshape(b, t, cfg.num_heads * cfg.head_dim)
         return dense(out, self.wo[...].astype(dt)), cache

@@ -56,17 +56,17 @@ def _model_mesh(model) -> Mesh | None:
 def _window(cache: KVCache, window: int) -> KVCache:
     if window == cache.max_len:
         return cache
-    return KVCache(k=cache.k[:, :, :window], v=cache.v[:, :, :window])
+    return KVCache(k=cache.k[:, :, :, :window], v=cache.v[:, :, :, :window])
 
 
 def _gather_rows(cache: KVCache, rows: jax.Array, window: int) -> KVCache:
     """The given rows' first `window` slots (a compacted batch)."""
-    return KVCache(k=cache.k[:, rows, :window], v=cache.v[:, rows, :window])
+    return KVCache(k=cache.k[:, rows, :, :window], v=cache.v[:, rows, :, :window])
 
 
 def _scatter_rows(full: KVCache, rows: jax.Array, small: KVCache) -> KVCache:
     window = small.max_len
-    return KVCache(k=full.k.at[:, rows, :window].set(small.k), v=full.v.at[:, rows, :window].set(small.v))
+    return KVCache(k=full.k.at[:, rows, :, :window].set(small.k), v=full.v.at[:, rows, :, :window].set(small.v))
 
 
 def _unwindow(full: KVCache, small: KVCache) -> KVCache:
