@@ -57,6 +57,7 @@ def main(argv=None) -> int:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "XLA_FLAGS")}
         # The CPU is shared: alternate the two samplers for `rounds` rounds and keep each one's
         # best time, so a burst of someone else's load does not decide the ratio.
+        load0 = os.getloadavg()
         best_t: dict[int, dict] = {}
         best_o: dict[int, tuple] = {}
         for _ in range(args.rounds):
@@ -81,10 +82,13 @@ def main(argv=None) -> int:
         rows.append(row)
         print(f"  qwen2-8m b={b:3d}: engine {ours:8.1f} tok/s   tunix {t['tok_s']:8.1f} tok/s   x{row['ratio']:.2f}"
               f"   (row 0 agrees for {row['row0_agree']}/{new})", flush=True)
+    load1 = os.getloadavg()
+    print(f"load average at start {load0[0]:.2f}, at end {load1[0]:.2f} (rounds: {args.rounds})")
     os.makedirs(RESULTS, exist_ok=True)
     name = "bench_tunix_quick.json" if args.quick else "bench_tunix.json"
     with open(os.path.join(RESULTS, name), "w") as f:
-        json.dump({"tunix": TUNIX, "model": "qwen2-8m", "params": QWEN2_8M.num_params, "rows": rows}, f, indent=2)
+        json.dump({"tunix": TUNIX, "model": "qwen2-8m", "params": QWEN2_8M.num_params, "rounds": args.rounds,
+                   "load_start": load0, "load_end": load1, "rows": rows}, f, indent=2)
     print(f"wrote bench/results/{name}")
     return 0
 

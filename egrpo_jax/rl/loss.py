@@ -89,10 +89,11 @@ def policy_loss_terms(
         "clip_high": jnp.sum(on * ((adv > 0) & (ratio > 1.0 + eps_high))),
         # k3 estimate of KL(sampler || learner) from sampler-drawn tokens
         "kl_sampler": jnp.sum(on * (behaviour - 1.0 - log_ratio)),
-        "kl_ref": jnp.sum(on * kl_ref),
         "ratio": jnp.sum(on * behaviour),  # pi / sampler
         "is_truncated": jnp.sum(on * (behaviour > is_cap)) if is_cap > 0 else jnp.zeros(()),
     }
+    if beta > 0:  # without a reference there is no KL to report (a 0 would read as "policy unmoved")
+        sums["kl_ref"] = jnp.sum(on * kl_ref)
     return loss, sums
 
 

@@ -99,7 +99,9 @@ def test_non_finite_gradients_skip_the_step():
 
 def test_kl_reference_only_with_beta():
     model = create_model(CFG, seed=3)
-    assert Learner(model, single_device_mesh(), OPT, LossSettings(beta=0.0)).ref_params is None
+    no_ref = Learner(model, single_device_mesh(), OPT, LossSettings(beta=0.0))
+    assert no_ref.ref_params is None
+    assert "kl_ref" not in no_ref.train_step(_batch())  # not computed, so not reported as 0
     model = create_model(CFG, seed=3)
     learner = Learner(model, single_device_mesh(), OPT, LossSettings(beta=0.1))
     assert learner.ref_params is not None
