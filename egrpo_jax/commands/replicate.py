@@ -81,7 +81,8 @@ def run(args) -> int:
          f"{st['rl_steps']} RL steps per run ({st['questions_per_step']} questions x G={st['group_size']}); "
          f"evaluation on {st['eval_questions']} held-out test questions with k={st['eval_k']} samples."),
         "", "Data: " + ", ".join(f"{k}={v}" for k, v in res["data"].items()),
-        "", "Timings (s): " + ", ".join(f"{k}={v:.0f}" for k, v in res["timings_s"].items()),
+        "", ("Timings of this call (s): " + ", ".join(f"{k}={v:.0f}" for k, v in res["timings_s"].items())
+             if res["timings_s"] else "Timings: every phase was reused from earlier calls (their logs hold the times)."),
     ]
     path = aggregate(res["records"], os.path.join(args.out, "report"), notes=notes)
     if args.docs:
