@@ -179,7 +179,7 @@ def _reused(record: Mapping, where: str, arm: Arm | None, steps: int, questions:
     steps, arm or question count would mix into the report unnoticed, so it is an error instead."""
     got = (len(record["training"]), len(record["per_question"]), record["alpha"], record["schedule"])
     want = (steps, questions, arm.alpha if arm else -1.0, arm.schedule if arm else "")
-    if tuple(got) != want:
+    if got != want:
         raise ValueError(f"{where}: a finished run of {got[0]} RL steps, {got[1]} questions, alpha {got[2]} "
                          f"{got[3] or '(SFT)'}; this call asks {want[0]} steps, {want[1]} questions, alpha {want[2]} "
                          f"{want[3] or '(SFT)'}: choose another --out or move it away")

@@ -6,7 +6,7 @@ dropped (never clamped onto valid slots).
 
 Heads come before slots: attention then reads a layer's [batch, kv_heads, slots, head_dim] as
 batched GEMM operands as they lie. With slots before heads XLA:CPU transposed every layer's K
-and V at every decode step (a batch-64 step of the bench model: 22 -> 17 ms, bench/README.md).
+and V at every decode step (a batch-64 step of the bench model: 21-22 -> 15-17 ms, bench/README.md).
 """
 
 from __future__ import annotations

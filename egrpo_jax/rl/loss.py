@@ -75,7 +75,6 @@ def policy_loss_terms(
         ratio = behaviour
     clipped = jnp.clip(ratio, 1.0 - eps_low, 1.0 + eps_high)
     per_tok = iw * jnp.maximum(-adv * ratio, -adv * clipped)
-    kl_ref = jnp.zeros_like(per_tok)
     if beta > 0:
         if ref_logp is None:
             raise ValueError("policy_loss_terms: beta > 0 needs ref_logp")
