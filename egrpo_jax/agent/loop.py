@@ -100,8 +100,9 @@ def run_rollouts(
 
     The rollouts (question-major, index j = q * G + g) stream through the engine's rows: a free
     row takes the next rollout (prefilled while the others keep their caches), a row waiting for
-    its tool leaves the decode batch until the response is appended, and tool calls run in a
-    worker thread while the next decode block runs. Rollout j samples from (cfg.seed,
+    its tool leaves the decode batch until the response is appended, and remote tool calls
+    (`tools.remote`) run in a worker thread while the next decode block runs (local ones are
+    waited for before it). Rollout j samples from (cfg.seed,
     first_stream + j, position) whichever row it lands in (a workload split over several calls
     keeps its streams by passing each part's offset). `cfg.segment_steps` bounds a decode block (0: until every decoding
     row ends its segment, the lock-step schedule). The schedule depends only on the tokens, never
@@ -134,6 +135,10 @@ def run_rollouts(
         if on_rollout is not None:
             on_rollout(j, rows[j].trajectory())
 
+    # Remote tools (an HTTP search server) run while the next block decodes; in-process ones
+    # (BM25 takes ~1 ms) are waited for, since overlapping them would idle each calling row for a
+    # whole block. Either way the schedule depends only on the tokens.
+    overlap = bool(getattr(tools, "remote", True))
     queue: collections.deque[int] = collections.deque()
     for j, r in enumerate(rows):
         if len(r.prompt) >= limit:  # no room to write: overlength before it starts, takes no row
@@ -150,6 +155,28 @@ def run_rollouts(
     slot_of: list[int | None] = [None] * n_slots  # rollout held by each engine row
     decoding: set[int] = set()  # rows in the middle of a segment
     clock.timed("device", engine.reset, seed=cfg.seed, params=params)
+
+    def respond(future, calls, release: list[int]) -> None:
+        """Append the tool responses to their rows, which then begin their next segment."""
+        results = clock.timed("tools_wait", future.result)
+        ext_slots, ext_tokens = [], []
+        encoded = clock.timed("tokenize", encode_tool_responses, tokenizer, [res.text for res in results])
+        for (s, call), res, ids in zip(calls, results, encoded, strict=True):
+            row = rows[slot_of[s]]
+            row.calls.append(ToolCallRecord(call.name, dict(call.arguments), res.text, res.ok, res.latency_s))
+            if len(row.tokens) + len(ids) > limit:
+                row.finish(OVERLENGTH, f"tool response of {len(ids)} tokens overflows the {limit}-token limit")
+                release.append(s)
+                continue
+            row.add(ids, model=False)
+            row.text.append(render_tool_response(res.text))
+            ext_slots.append(s)
+            ext_tokens.append(ids)
+        if ext_slots:
+            clock.timed("device", engine.extend, ext_slots, ext_tokens)
+            engine.begin(ext_slots, [budget(slot_of[s]) for s in ext_slots])
+            decoding.update(ext_slots)
+
     worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tools")
     inflight: tuple[concurrent.futures.Future, list[tuple[int, P.ToolCall]]] | None = None
     turns = 0
@@ -171,26 +198,8 @@ def run_rollouts(
                 turns += 1
             release: list[int] = []
             if inflight is not None:  # the previous block's tool calls ran while this block decoded
-                future, calls = inflight
+                respond(*inflight, release)
                 inflight = None
-                results = clock.timed("tools_wait", future.result)
-                ext_slots, ext_tokens = [], []
-                encoded = clock.timed("tokenize", encode_tool_responses, tokenizer, [res.text for res in results])
-                for (s, call), res, ids in zip(calls, results, encoded, strict=True):
-                    row = rows[slot_of[s]]
-                    row.calls.append(ToolCallRecord(call.name, dict(call.arguments), res.text, res.ok, res.latency_s))
-                    if len(row.tokens) + len(ids) > limit:
-                        row.finish(OVERLENGTH, f"tool response of {len(ids)} tokens overflows the {limit}-token limit")
-                        release.append(s)
-                        continue
-                    row.add(ids, model=False)
-                    row.text.append(render_tool_response(res.text))
-                    ext_slots.append(s)
-                    ext_tokens.append(ids)
-                if ext_slots:
-                    clock.timed("device", engine.extend, ext_slots, ext_tokens)
-                    engine.begin(ext_slots, [budget(slot_of[s]) for s in ext_slots])
-                    decoding.update(ext_slots)
             calls: list[tuple[int, P.ToolCall]] = []
             for s in sorted(ended):
                 call = _take_segment(rows[slot_of[s]], ended[s], tokenizer, eos, names, cfg, limit, clock)
@@ -199,7 +208,11 @@ def run_rollouts(
                 else:
                     release.append(s)
             if calls:
-                inflight = (worker.submit(_timed_tools, tools, [c for _, c in calls], clock), calls)
+                future = worker.submit(_timed_tools, tools, [c for _, c in calls], clock)
+                if overlap:
+                    inflight = (future, calls)
+                else:  # fast local tools: the rows rejoin the very next block instead of skipping one
+                    respond(future, calls, release)
             if release:
                 clock.timed("device", engine.mark_done, release)
                 for s in release:

@@ -81,7 +81,8 @@ def run_configs(pc: PipelineConfig, data: DataPaths, out_dir: str, *, model_path
     out = []
     for name, base in (("sft", pc.sft), ("rl", pc.rl)):
         cfg = copy.deepcopy(base)
-        cfg.data.questions, cfg.data.corpus, cfg.data.demos = data.train, data.corpus, data.demos
+        cfg.data.questions = data.rl_questions if name == "rl" else data.train
+        cfg.data.corpus, cfg.data.demos = data.corpus, data.demos
         cfg.search.backend, cfg.search.index_dir = "bm25", data.index
         cfg.search.topk, cfg.search.snippet_chars, cfg.search.page_tokens = (
             s.tools.topk, s.tools.snippet_chars, s.tools.page_tokens)
@@ -183,7 +184,7 @@ def run_pipeline(pc: PipelineConfig, out_dir: str, *, model_path: str = "", prog
         mesh, model, tok = load_policy(rl_cfg)
         tools = build_tools(rl_cfg, tok)
         test = load_questions(data.test)
-        train = load_questions(data.train)
+        rl_pool = load_questions(rl_cfg.data.questions)
     params = _param_count(model)
     log(f"   policy: {params / 1e6:.2f}M params, vocab {model.cfg.vocab_size}")
     meta = {"policy": model_path or f"tiny {model.cfg.family}, {params / 1e6:.2f}M params"}
@@ -193,7 +194,7 @@ def run_pipeline(pc: PipelineConfig, out_dir: str, *, model_path: str = "", prog
                                      title="SFT policy", progress=progress, meta=meta)
         with timer.phase(f"rl: {'GRPO' if rl_cfg.rl.alpha == 0 else 'E-GRPO'} alpha={rl_cfg.rl.alpha}, "
                          f"{rl_cfg.train.steps} steps"):
-            rl_m = run_train(rl_cfg, model=model, tokenizer=tok, tools=tools, records=train, mesh=mesh)
+            rl_m = run_train(rl_cfg, model=model, tokenizer=tok, tools=tools, records=rl_pool, mesh=mesh)
         rows = read_metrics(rl_cfg.logging.dir)
         with timer.phase("eval after RL"):
             after = evaluate_policy(model, tok, tools, test, rl_cfg, os.path.join(out_dir, "eval_rl"),

@@ -130,7 +130,7 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
     else:
         with timer.phase("sft"):
             run_sft(sft_cfg)
-    test, train = load_questions(data.test), load_questions(data.train)
+    test, rl_pool = load_questions(data.test), load_questions(base.data.questions)
     sft_eval = os.path.join(out_dir, "eval_sft")
     if not os.path.isfile(os.path.join(sft_eval, "summary.json")):
         with timer.phase("eval SFT"):
@@ -159,7 +159,7 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
             with timer.phase(f"{name}: train {cfg.train.steps} steps + eval"):
                 mesh, model, tok = load_policy(cfg)
                 with build_tools(cfg, tok) as tools:
-                    run_train(cfg, model=model, tokenizer=tok, tools=tools, records=train, mesh=mesh)
+                    run_train(cfg, model=model, tokenizer=tok, tools=tools, records=rl_pool, mesh=mesh)
                     rows = read_metrics(cfg.logging.dir)
                     evaluate_policy(model, tok, tools, test, cfg, os.path.join(run_dir, "eval"),
                                     title=f"{arm.label}, seed {seed}", training_rows=rows, progress=progress)

@@ -19,6 +19,16 @@ def next_pow2(n: int) -> int:
     return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
 
 
+def row_length(longest: int, min_len: int, max_len: int | None) -> int:
+    """Row length for sequences of at most `longest` tokens: the next power of two, but never more
+    than the producer's limit `max_len` rounded up to 64 (a 768-token cap pads to 768, not 1024:
+    25% fewer positions and ~44% less attention)."""
+    length = next_pow2(max(min_len, longest))
+    if max_len:
+        length = max(min(length, -(-max_len // 64) * 64), longest)
+    return length
+
+
 def bucket_rows(n: int, row_multiple: int = 1, min_rows: int = 1) -> int:
     rows = next_pow2(max(n, min_rows, 1))
     return -(-rows // row_multiple) * row_multiple
@@ -49,9 +59,13 @@ def pack_trajectories(
     row_multiple: int = 1,
     min_rows: int = 1,
     min_len: int = 16,
+    max_len: int | None = None,
     pad_id: int = 0,
 ) -> TrainBatch:
     """Pack agent.trajectory.Trajectory objects (token-in, token-out: the exact sampled ids).
+
+    `max_len` is the agent's token cap (agent.max_total_tokens): rows are then at most that long
+    rounded up to 64 (row_length) instead of the next power of two.
 
     `include[i] = False` keeps rollout i out of the loss (overlength, filtered groups): its row is
     packed (shapes stay the same) with an all-zero mask. The old log-probs are the sampler's
@@ -66,7 +80,7 @@ def pack_trajectories(
     if adv.shape != (n,) or inc.shape != (n,):
         raise ValueError(f"pack_trajectories: {n} trajectories but advantages {adv.shape}, include {inc.shape}")
     rows = bucket_rows(n, row_multiple, min_rows)
-    length = next_pow2(max(min_len, max(len(t.tokens) for t in trajectories)))
+    length = row_length(max(len(t.tokens) for t in trajectories), min_len, max_len)
     tokens = np.full((rows, length), pad_id, np.int32)
     mask = np.zeros((rows, length), np.float32)
     old = np.zeros((rows, length), np.float32)
@@ -134,9 +148,7 @@ def pack_sequences(
     for i, (s, m) in enumerate(zip(seqs, ms)):
         if len(m) != len(s):
             raise ValueError(f"pack_sequences: row {i} has {len(s)} tokens but {len(m)} mask entries")
-    length = next_pow2(max(min_len, max(len(s) for s in seqs)))
-    if max_len:
-        length = max(min(length, -(-max_len // 64) * 64), max(len(s) for s in seqs))
+    length = row_length(max(len(s) for s in seqs), min_len, max_len)
     if not pack:
         placed = [[(i, 0)] for i in range(len(seqs))]
         rows = bucket_rows(len(seqs), row_multiple, min_rows)

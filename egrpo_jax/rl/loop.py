@@ -175,7 +175,8 @@ class RLTrainer:
             "time/rollout_s": t_roll,
         })
         t1 = time.perf_counter()
-        batch = pack_trajectories(trajs, adv, include, row_multiple=self.learner.row_multiple(), pad_id=self.pad_id)
+        batch = pack_trajectories(trajs, adv, include, row_multiple=self.learner.row_multiple(),
+                                  max_len=cfg.agent.max_total_tokens, pad_id=self.pad_id)
         if _has_signal(batch, cfg.rl.beta):
             train_m = self.learner.train_step(batch, cfg.rl.aggregation, float(cfg.rl.dr_grpo_norm or 1))
         else:

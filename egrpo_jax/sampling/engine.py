@@ -296,7 +296,8 @@ class Engine:
         """Decode every decoding row for up to `max_steps` steps (0: until each one's segment ends).
 
         Returns {row: Segment} for the rows whose segment ended (they become paused); the others
-        keep their partial segment and continue at the next call.
+        keep their partial segment and continue at the next call. A bounded call returns early,
+        once a quarter of its rows have ended, so the host can refill them.
         """
         self._require_started("decode")
         if max_steps < 0:
@@ -319,15 +320,17 @@ class Engine:
             limit = tb if max_steps == 0 else min(tb, max_steps - steps)  # tb: the output buffer
             rows, live = self._rows_for(active)
             rem = np.where(live, self._budget[rows] - self._produced[rows], 0)
-            reach = self._len[rows] + np.minimum(rem, self.max_len - self._len[rows]) - 1
+            # a row can reach no further than its budget, the cache, or this call's step limit
+            reach = self._len[rows] + np.minimum(np.minimum(rem, self.max_len - self._len[rows]), limit) - 1
             # Attention reads the first `window` slots. A window for the whole budget would read a
             # 4k cache from the first token on; the call instead covers up to twice the longest
             # row (so a long segment takes a logarithmic number of calls) and stops where the
-            # longest row reaches the window's end.
+            # longest row reaches the window's end. A bounded block (max_steps) only needs its
+            # own steps: 16 steps from position 300 read 512 slots, not 1024.
             cur = int(self._len[rows][live].max())
             window = min(self.max_len, bucket(min(int(reach[live].max()), 2 * cur), self.min_window))
             limit = min(limit, window - cur + 1)
-            res = self._run_decode(rows, live, rem, tb, window, limit)
+            res = self._run_decode(rows, live, rem, tb, window, limit, refill=max_steps > 0)
             o_tok, o_lp, o_raw, count, reason, stop_idx, win, pending, ran = res
             steps += int(ran)
             still = []
@@ -348,6 +351,8 @@ class Engine:
                 else:
                     still.append(r)
             active = still
+            if max_steps and out:  # a bounded block returns its ended rows for the host to refill
+                break
         return out
 
     def decode_segment(self, max_new_tokens: int | Sequence[int]) -> list[Segment | None]:
@@ -488,9 +493,17 @@ class Engine:
 
         return fn
 
-    def _run_decode(self, rows, live, rem, tb: int, window: int, limit: int):
+    def _run_decode(self, rows, live, rem, tb: int, window: int, limit: int, *, refill: bool):
+        """One jitted call; it returns early once few enough rows are still live (`min_live`):
+        - half of a compactable bucket: the host then decodes the rest in a smaller bucket;
+        - a quarter of the live rows, in bounded blocks (`refill`): the host can hand those rows
+          their tool responses or new rollouts now instead of idling them to the block's end.
+        (A traced argument, not a compile key.)"""
+        n_live = int(live.sum())
         min_live = len(rows) // 2 if self.compact and len(rows) > self.min_rows_bucket else 0
-        key = ("decode", len(rows), tb, window, min_live, self.sampling, self.pad_id)
+        if refill:
+            min_live = max(min_live, n_live - max(1, n_live // 4))
+        key = ("decode", len(rows), tb, window, self.sampling, self.pad_id)
         args = (
             self._state,
             self.cache,
@@ -503,20 +516,21 @@ class Engine:
             self._put(rem.astype(np.int32)),
             self._put(self._stop_state[rows].astype(np.int32)),
             self._put(np.int32(limit)),
+            self._put(np.int32(min_live)),
             self._stop_dev,
             self._put(self._eos),
         )
-        self.cache, outs = self._call(key, lambda: self._decode_fn(len(rows), tb, window, min_live), args)
+        self.cache, outs = self._call(key, lambda: self._decode_fn(len(rows), tb, window), args)
         return jax.device_get(outs)
 
-    def _decode_fn(self, n_rows: int, tb: int, window: int, min_live: int):
+    def _decode_fn(self, n_rows: int, tb: int, window: int):
         graphdef = self._graphdef
         params = self.sampling
         full_rows = n_rows == self.num_rows  # rows are then 0..num_rows-1 in order
         max_len = self.max_len
         pad = self.pad_id
 
-        def fn(state, cache, rows, seed, kids, pending, pos, live, rem, stop_state, limit, stop_table, eos):
+        def fn(state, cache, rows, seed, kids, pending, pos, live, rem, stop_state, limit, min_live, stop_table, eos):
             model = nnx.merge(graphdef, state)
             if full_rows:
                 small = _window(cache, window)

@@ -47,6 +47,8 @@ def _doc_to_hit(doc: Any, score: float) -> Hit:
 class HttpSearchBackend:
     """SearchBackend over HTTP. `url` is the server base (a trailing /retrieve is accepted)."""
 
+    remote = True  # the agent loop overlaps its calls with decoding (ToolSet.remote)
+
     def __init__(
         self,
         url: str,

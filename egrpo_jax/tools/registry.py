@@ -88,6 +88,12 @@ class ToolSet:
     def names(self) -> tuple[str, ...]:
         return self.cfg.enabled
 
+    @property
+    def remote(self) -> bool:
+        """Calls wait on a network (an HTTP backend or a summariser): the agent loop overlaps them
+        with decoding instead of waiting for them."""
+        return bool(getattr(self.backend, "remote", False)) or self.summarizer is not None
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         if self._sum_pool is not None:

@@ -73,17 +73,41 @@ def test_multi_turn_rollouts_exact(small_index):
     assert t2.tokens[-1] == 0 and t2.loss_mask[-1] == 1 and t2.text == "<think>hmm</think>"
     assert all(t.question_id == "q1" for t in trajs) and [t.sample_index for t in trajs] == [0, 1, 2]
     _check_invariants(trajs, engine, 4096)
-    # Engine protocol use: finished rows are freed at once, a row waiting for its tool sits out the
-    # decode block, one extend per block with tool responses.
+    # Engine protocol use: finished rows are freed at once; local tools are waited for, so the row
+    # that called one is extended and rejoins the very next decode block.
     assert [c[:2] for c in engine.calls] == [
-        ("reset", 0), ("insert", [0, 1, 2]), ("begin", [0, 1, 2]), ("decode", [0, 1, 2]), ("mark_done", [1, 2]),
-        ("extend", [0]), ("begin", [0]), ("decode", [0]), ("extend", [0]), ("begin", [0]), ("decode", [0]),
+        ("reset", 0), ("insert", [0, 1, 2]), ("begin", [0, 1, 2]), ("decode", [0, 1, 2]), ("extend", [0]),
+        ("begin", [0]), ("mark_done", [1, 2]), ("decode", [0]), ("extend", [0]), ("begin", [0]), ("decode", [0]),
         ("mark_done", [0])]
     assert m["status/answered"] == pytest.approx(1 / 3) and m["format_error/bad_json"] == pytest.approx(1 / 3)
     assert m["format_error/no_answer"] == pytest.approx(1 / 3)
     assert (m["tool_calls/total"], m["tool_calls/search"], m["tool_calls/visit"], m["turns"]) == (2, 1, 1, 3)
     assert m["tool_calls/mean"] == pytest.approx(2 / 3)
     assert m["time/total_s"] >= m["time/device_s"] >= 0 and m["time/host_s"] >= m["time/tools_s"] > 0
+
+
+class _RemoteTools(ToolSet):
+    remote = True  # as an HTTP backend: calls overlap the next decode block
+
+
+def test_remote_tools_overlap_the_next_block_with_the_same_rollouts(small_index):
+    """A remote tool runs while the next block decodes: its row sits out that block and is extended
+    after it (one extend per block). The trajectories are those of the local schedule."""
+    q = QARecord("q1", "What is the capital of France?", "Paris", (), (Entity("Paris"),))
+    streams = [[SEARCH, VISIT, ANSWER], ["<think>a</think><answer>x</answer>"], ["<think>b</think>"]]
+    cfg = AgentConfig(group_size=3, prompt_style="short")
+    got = {}
+    for cls in (ToolSet, _RemoteTools):
+        engine = _engine(streams)
+        with cls(small_index, ToolConfig(topk=3, snippet_chars=60, page_tokens=20)) as tools:
+            got[cls] = run_rollouts(engine, TOK, [q], tools, cfg)[0], engine.calls
+    assert [c[:2] for c in got[_RemoteTools][1]] == [
+        ("reset", 0), ("insert", [0, 1, 2]), ("begin", [0, 1, 2]), ("decode", [0, 1, 2]), ("mark_done", [1, 2]),
+        ("extend", [0]), ("begin", [0]), ("decode", [0]), ("extend", [0]), ("begin", [0]), ("decode", [0]),
+        ("mark_done", [0])]
+    view = [[(t.tokens, t.loss_mask, t.status, [c.response for c in t.tool_calls]) for t in got[c][0]]
+            for c in (ToolSet, _RemoteTools)]
+    assert view[0] == view[1] and view[0][0][2] == ANSWERED
 
 
 def test_limits_tool_calls_turn_and_total_tokens(small_index):

@@ -91,6 +91,8 @@ def test_tool_calls_run_while_other_rows_decode(small_index):
     overlapped = []
 
     class SlowTools(ToolSet):
+        remote = True  # as an HTTP backend: the loop overlaps its calls with decoding
+
         def run_batch(self, calls):
             overlapped.append(entered.wait(timeout=20))  # a sequential loop would never set it
             return super().run_batch(calls)

@@ -66,6 +66,24 @@ def test_questions_and_splits(default_data):
     assert 0.25 < sum(q.metadata["fuzzed"] for q in qs) / len(qs) < 0.35
 
 
+def test_rl_split_holds_questions_out_of_the_demos_and_keeps_test():
+    """rl_fraction takes whole start-entity groups out of train (no demos for them); test and dev
+    are the same questions as without it, so both worlds are evaluated alike."""
+    base = build_synthetic(SMALL)
+    held = build_synthetic(WorldConfig(**{**SMALL.__dict__, "rl_fraction": 0.2}))
+    assert "rl" not in base.splits
+    for s in ("test", "dev"):
+        assert [q.id for q in held.splits[s]] == [q.id for q in base.splits[s]]
+    rl, train = held.splits["rl"], held.splits["train"]
+    assert rl and len(train) + len(rl) == len(base.splits["train"])
+    starts = lambda qs: {q.metadata["chain"][0] for q in qs}  # noqa: E731
+    assert not starts(rl) & starts(train)
+    demo_questions = {d["question"] for d in held.demos}
+    assert len(held.demos) == len(train) and not demo_questions & {q.question for q in rl}
+    with pytest.raises(ValueError, match="rl_fraction"):
+        WorldConfig(**{**SMALL.__dict__, "rl_fraction": 0.85}).validate()
+
+
 def test_oracle_answers_every_question_with_real_bm25(default_data):
     d = default_data
     oracle = Oracle(d.world, d.doc_of, Bm25Index.build(d.corpus), DEMO_TOOLS)

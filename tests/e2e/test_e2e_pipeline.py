@@ -61,6 +61,29 @@ def test_build_data_is_consistent(tmp_path):
     assert os.path.isdir(d.index)
 
 
+def test_rl_split_is_what_rl_samples_and_the_demos_never_hold(tmp_path):
+    """With WorldConfig.rl_fraction the RL run's questions are the rl split (no demo for any of
+    them) and the SFT's are train; a resumed replicate reads the same paths back from data.json."""
+    import dataclasses
+
+    from egrpo_jax.data.io import load_questions, read_jsonl
+    from egrpo_jax.datagen.synth.build import existing_data
+    from egrpo_jax.e2e.pipeline import build_pipeline_data, run_configs, tokenizer_vocab
+
+    pc = micro_config()
+    pc = dataclasses.replace(pc, pipeline=dataclasses.replace(
+        pc.pipeline, world=dataclasses.replace(pc.pipeline.world, rl_fraction=0.25)))
+    d = build_pipeline_data(pc.pipeline, str(tmp_path / "data"))
+    rl, train = load_questions(d.rl), load_questions(d.train)
+    assert rl and d.stats["questions/rl"] == len(rl)
+    assert not {x["question_id"] for x in read_jsonl(d.demos)} & {q.id for q in rl}
+    sft_cfg, rl_cfg = run_configs(pc, d, str(tmp_path), tokenizer_vocab=tokenizer_vocab(d))
+    assert (sft_cfg.data.questions, rl_cfg.data.questions) == (d.train, d.rl) and len(train) > 0
+    assert existing_data(d.root).rl_questions == d.rl
+    plain = build_pipeline_data(micro_config().pipeline, str(tmp_path / "plain"))
+    assert plain.rl == "" and plain.rl_questions == plain.train
+
+
 def test_demo_pipeline_end_to_end(tmp_path):
     from egrpo_jax.e2e.pipeline import run_pipeline
 

@@ -25,6 +25,15 @@ def test_log_probs_of_another_length_are_an_error_not_a_fallback(lps):
         _traj(lps)
 
 
+def test_pack_trajectories_rows_stop_at_the_agent_token_cap():
+    """Rollouts under a 768-token cap pad to 768 (not 1024); without a cap, the next power of two."""
+    long = Trajectory("q", [5] * 700, [0] + [1] * 699, [0.0] + [-1.0] * 699, 1, [], [], "a", ANSWERED)
+    assert pack_trajectories([long], [1.0]).tokens.shape == (1, 1024)
+    b = pack_trajectories([long], [1.0], max_len=768)
+    assert b.tokens.shape == (1, 768) and b.tokens[0, :700].tolist() == [5] * 700
+    assert pack_trajectories([long], [1.0], max_len=600).tokens.shape == (1, 700)  # never cuts a rollout
+
+
 def test_pack_sequences_row_length_stops_at_max_len():
     """Demos cut at 768 tokens pad to 768, not to the next power of two (1024)."""
     seqs = [[1] * 700, [2] * 300]

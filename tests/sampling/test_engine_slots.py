@@ -74,6 +74,27 @@ def test_bounded_blocks_return_only_ended_segments(model):
     assert first[0].tokens == want[0].tokens and rest[1].tokens == want[1].tokens and len(want[1].tokens) == 20
 
 
+def test_a_bounded_block_returns_once_a_quarter_of_its_rows_end(model):
+    """Rows ending early come back before max_steps (the host refills them), the rest keep decoding
+    from where they were: the tokens are those of one unbounded segment."""
+    budgets = [3, 5, 40, 40, 40, 40, 40, 40]
+    eng = Engine(model, num_rows=8, max_len=64, sampling=GREEDY)
+    eng.reset()
+    eng.insert(range(8), PROMPTS[:8], stream_ids=range(8))
+    eng.begin(range(8), budgets)
+    first = eng.decode(max_steps=30)
+    assert sorted(first) == [0, 1] and len(first[1].tokens) == 5  # 2 of 8 rows ended: back after 5 steps
+    assert eng.decoding().tolist() == [False, False] + [True] * 6
+    assert eng.lengths()[2:].tolist() == [len(p) + 5 for p in PROMPTS[2:8]]  # the others stopped at step 5 too
+    got = dict(first)
+    while eng.decoding().any():
+        got.update(eng.decode(max_steps=30))
+    ref = Engine(model, num_rows=8, max_len=64, sampling=GREEDY)
+    ref.start(PROMPTS[:8])
+    want = ref.decode_segment(budgets)
+    assert [got[r].tokens for r in range(8)] == [w.tokens for w in want]
+
+
 def test_row_state_errors_are_one_line(model):
     eng = Engine(model, num_rows=2, max_len=64, sampling=GREEDY)
     eng.reset()

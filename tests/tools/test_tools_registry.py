@@ -161,3 +161,15 @@ def test_bugs_in_a_backend_or_summariser_propagate_failures_do_not(small_index):
     with ToolSet(small_index, summarizer=summarise) as tools:
         with pytest.raises(TypeError):
             tools.visit(["d1"], "g")
+
+
+def test_only_network_bound_tools_are_remote(small_index):
+    """The agent loop overlaps remote calls with decoding and waits for local ones (agent.loop)."""
+    from egrpo_jax.tools.http_client import HttpSearchBackend
+
+    with ToolSet(small_index) as local:
+        assert local.remote is False
+    with ToolSet(HttpSearchBackend("http://127.0.0.1:9/retrieve")) as http:
+        assert http.remote is True
+    with ToolSet(small_index, summarizer=lambda page, goal: page) as summarised:
+        assert summarised.remote is True

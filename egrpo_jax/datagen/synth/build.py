@@ -56,6 +56,12 @@ class DataPaths:
     index: str
     tokenizer: str  # "" when no tokenizer was trained (a policy that brings its own)
     stats: dict
+    rl: str = ""  # questions held out of the demos for RL (WorldConfig.rl_fraction); "" = none
+
+    @property
+    def rl_questions(self) -> str:
+        """The questions RL samples: the rl split when the world has one, else train."""
+        return self.rl or self.train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +120,7 @@ def write_data(data: SyntheticData, out_dir: str, *, bpe: BpeSettings | None = B
         "seconds": round(data.seconds + time.perf_counter() - t0, 3),
     }
     out = DataPaths(out_dir, paths["train"], paths["dev"], paths["test"], corpus_path, demos_path, index_dir,
-                    tok_dir, stats)
+                    tok_dir, stats, paths.get("rl", ""))
     with open(os.path.join(out_dir, STATS_FILE), "w", encoding="utf-8") as f:
         json.dump(dataclasses.asdict(out), f, indent=2)
     return out

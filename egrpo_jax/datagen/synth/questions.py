@@ -123,7 +123,7 @@ def with_gold_docs(questions: list[QARecord], doc_of: dict[str, str]) -> list[QA
 
 def split_questions(world: World, questions: list[QARecord]) -> dict[str, list[QARecord]]:
     cfg = world.config
-    return split_by_start(questions, cfg.dev_fraction, cfg.test_fraction, cfg.seed)
+    return split_by_start(questions, cfg.dev_fraction, cfg.test_fraction, cfg.seed, cfg.rl_fraction)
 
 
 assert set(_PHRASE) == set(RELATIONS)

@@ -63,6 +63,9 @@ class WorldConfig:
     distractor_rate: float = 0.3  # fraction of people/orgs/cities/works that get a similar-named distractor
     dev_fraction: float = 0.1
     test_fraction: float = 0.1
+    # questions held out of the SFT demos for RL only (split "rl"): RL then trains on questions the
+    # cold start never imitated, as held-out evaluation does (0 = RL samples the train split)
+    rl_fraction: float = 0.0
 
     def validate(self) -> None:
         for k in ("n_people", "n_orgs", "n_cities", "n_countries", "n_works", "n_questions"):
@@ -72,11 +75,11 @@ class WorldConfig:
             raise ValueError(f"WorldConfig.n_cities ({self.n_cities}) must be >= n_countries ({self.n_countries})")
         if not 1 <= self.min_hops <= self.max_hops <= 6:
             raise ValueError(f"WorldConfig hops need 1 <= min_hops <= max_hops <= 6, got {self.min_hops}..{self.max_hops}")
-        for k in ("fuzz_rate", "distractor_rate", "dev_fraction", "test_fraction"):
+        for k in ("fuzz_rate", "distractor_rate", "dev_fraction", "test_fraction", "rl_fraction"):
             if not 0.0 <= getattr(self, k) <= 1.0:
                 raise ValueError(f"WorldConfig.{k} must be in [0, 1], got {getattr(self, k)}")
-        if self.dev_fraction + self.test_fraction >= 1.0:
-            raise ValueError("WorldConfig.dev_fraction + test_fraction must be < 1")
+        if self.dev_fraction + self.test_fraction + self.rl_fraction >= 1.0:
+            raise ValueError("WorldConfig.dev_fraction + test_fraction + rl_fraction must be < 1")
         n_years = sum(self.counts.values()) * (1 + self.distractor_rate)
         if n_years > 1800:
             raise ValueError(f"world too large ({int(n_years)} entities); every entity needs a distinct year (max 1800)")
