@@ -13,7 +13,8 @@ Arms, N rollouts through S engine rows:
   the next rollout, a row waiting for its tool leaves the decode batch, tool calls run while the
   next block decodes; decode blocks of `segment_steps` steps.
 Each arm is run once untimed (compilation), then timed `--repeats` times, arms interleaved so
-load drift hits both. tok/s = model-written tokens / wall seconds. `tokens_identical`: greedy
+load drift hits both. tok/s = model-written tokens / wall seconds; `useful` = the share of decode row-steps that wrote
+a token (Engine.decode_stats). `tokens_identical`: greedy
 rollouts of the two arms are token for token the same. Writes bench/results/bench_rollout.json
 (bench_rollout_quick.json with --quick) with the load average at start and end.
 """
@@ -79,6 +80,7 @@ def _agent(pc, steps: int):
 def _run_arm(arm, engine, tok, tools, questions, cfg, slots):
     from egrpo_jax.agent.loop import run_rollouts
 
+    engine.decode_stats.update(calls=0, steps=0, row_steps=0, tokens=0)
     t0 = time.perf_counter()
     trajs, times = [], {"device": 0.0, "tools": 0.0, "tools_wait": 0.0}
     if arm == "sync":
@@ -90,6 +92,9 @@ def _run_arm(arm, engine, tok, tools, questions, cfg, slots):
     else:
         trajs, m = run_rollouts(engine, tok, questions, tools, cfg)
         times = {k: m[f"time/{k}_s"] for k in times}
+    st = engine.decode_stats
+    times["decode_calls"], times["decode_steps"] = st["calls"], st["steps"]
+    times["useful"] = st["tokens"] / max(st["row_steps"], 1)  # row-steps that wrote a token
     return time.perf_counter() - t0, trajs, times
 
 
@@ -186,11 +191,14 @@ def main(argv=None) -> int:
     results["load_avg_end"] = os.getloadavg()
     print(f"\nrollouts: {args.n}; decode blocks of {args.segment_steps} steps; load average "
           f"{tuple(round(x, 2) for x in load_start)} -> {tuple(round(x, 2) for x in results['load_avg_end'])}")
-    print("| workload | S | model tokens | tool calls (calls: rollouts) | sync tok/s | continuous tok/s | ratio | identical |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| workload | S | model tokens | tool calls (calls: rollouts) | sync tok/s | continuous tok/s | ratio | "
+          "useful row-steps sync / continuous | decode calls | identical |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results["continuous"]:
+        a, b = r["sync_times_s"], r["continuous_times_s"]
         print(f"| {r['workload']} | {r['slots']} | {r['model_tokens']} | {r['tool_calls']} | {r['sync_tok_s']} | "
-              f"{r['continuous_tok_s']} | {r['ratio']}x | {r['tokens_identical']} |")
+              f"{r['continuous_tok_s']} | {r['ratio']}x | {a['useful']:.0%} / {b['useful']:.0%} | "
+              f"{a['decode_calls']} / {b['decode_calls']} | {r['tokens_identical']} |")
     name = "bench_rollout_quick.json" if args.quick else "bench_rollout.json"
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", name), "w") as f:

@@ -166,6 +166,9 @@ class Engine:
         self._used: set[tuple] = set()
         self.compile_count = 0  # compilations this engine caused (executables are shared)
         self.compile_seconds = 0.0
+        # decode work since construction: jitted calls, steps, rows x steps run, tokens written
+        # (tokens / row_steps = the share of decode compute that produced a token)
+        self.decode_stats = {"calls": 0, "steps": 0, "row_steps": 0, "tokens": 0}
 
     @classmethod
     def for_tokenizer(cls, model, tokenizer: TokenizerLike, *, num_rows: int, max_len: int,
@@ -333,6 +336,11 @@ class Engine:
             res = self._run_decode(rows, live, rem, tb, window, limit, refill=max_steps > 0)
             o_tok, o_lp, o_raw, count, reason, stop_idx, win, pending, ran = res
             steps += int(ran)
+            st = self.decode_stats
+            st["calls"] += 1
+            st["steps"] += int(ran)
+            st["row_steps"] += int(ran) * len(rows)
+            st["tokens"] += int(count[live].sum())
             still = []
             for i in np.flatnonzero(live):
                 r = int(rows[i])

@@ -93,6 +93,8 @@ def test_a_bounded_block_returns_once_a_quarter_of_its_rows_end(model):
     ref.start(PROMPTS[:8])
     want = ref.decode_segment(budgets)
     assert [got[r].tokens for r in range(8)] == [w.tokens for w in want]
+    st = eng.decode_stats  # 40 steps over all 8 rows; 248 of those 320 row-steps wrote a token
+    assert st["tokens"] == sum(budgets) and st["steps"] == 40 and st["row_steps"] == 8 * 40
 
 
 def test_row_state_errors_are_one_line(model):
