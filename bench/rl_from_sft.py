@@ -57,7 +57,8 @@ def main(argv=None) -> int:
     C.apply_overrides(rl, args.config_overrides)
     C.validate(rl)
     mesh, model, tok = PL.load_policy(rl)
-    splits = {"train": load_questions(data.train), "test": load_questions(data.test)}
+    splits = {"train": load_questions(data.train), "test": load_questions(data.test),
+              "rl": load_questions(rl.data.questions)}  # what RL samples: the rl split when the world has one
     result: dict = {"overrides": args.config_overrides}
 
     def run_evals(tag):
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
     with build_tools(rl, tok) as tools:
         run_evals("before")
         t0 = time.perf_counter()
-        run_train(rl, model=model, tokenizer=tok, tools=tools, records=splits["train"], mesh=mesh)
+        run_train(rl, model=model, tokenizer=tok, tools=tools, records=splits["rl"], mesh=mesh)
         result["rl_s"] = time.perf_counter() - t0
         with open(os.path.join(rl.logging.dir, "metrics.jsonl")) as f:
             for m in map(json.loads, f):
