@@ -10,8 +10,9 @@ Arms, N rollouts through S engine rows:
 - `sync`: the old loop's schedule: waves of S rollouts, each wave in lock-step turns until its
   slowest rollout ends (run_rollouts per wave, segment_steps 0).
 - `continuous`: all N rollouts through the same S rows (run_rollouts once): a finished row takes
-  the next rollout, a row waiting for its tool leaves the decode batch, tool calls run while the
-  next block decodes; decode blocks of `segment_steps` steps.
+  the next rollout, a row waiting for its tool leaves the decode batch (local BM25 calls are
+  waited for, so the row rejoins the next block); decode blocks of at most `segment_steps` steps,
+  returning early once a quarter of the rows ended.
 Each arm is run once untimed (compilation), then timed `--repeats` times, arms interleaved so
 load drift hits both. tok/s = model-written tokens / wall seconds; `useful` = the share of decode row-steps that wrote
 a token (Engine.decode_stats). `tokens_identical`: greedy
@@ -80,7 +81,7 @@ def _agent(pc, steps: int):
 def _run_arm(arm, engine, tok, tools, questions, cfg, slots):
     from egrpo_jax.agent.loop import run_rollouts
 
-    engine.decode_stats.update(calls=0, steps=0, row_steps=0, tokens=0)
+    engine.decode_stats = dict.fromkeys(engine.decode_stats, 0)  # this arm's decode work only
     t0 = time.perf_counter()
     trajs, times = [], {"device": 0.0, "tools": 0.0, "tools_wait": 0.0}
     if arm == "sync":

@@ -10,8 +10,8 @@ claims need (issue 10, item 5):
 - demos from a weak teacher: 10% recover from a wrong hop, 10% end wrong, 20% answer one hop early;
 - RL samples questions the cold start never imitated (rl_fraction: 15% of the questions, whole
   start-entity groups, no demos): 800 SFT steps memorise their demos (sampled accuracy 0.66 on
-  them vs 31.9% held-out), so RL on the SFT questions rewarded recall, not search
-  (docs/replicate.md). The test split is the same with or without it.
+  them vs 31.9% held-out), and RL on those questions lowered held-out Pass@3; on unseen ones it
+  did not (docs/replicate.md). The test split is the same with or without it.
 
 Same policy shape and recipes as the demo (docs/rl-diagnosis.md), with a longer cold start (800 SFT
 steps on the 1158 train demos: Pass@1 40.0%, 16.1% of its wrong rollouts are near-misses, under the

@@ -156,9 +156,8 @@ def run_rollouts(
     decoding: set[int] = set()  # rows in the middle of a segment
     clock.timed("device", engine.reset, seed=cfg.seed, params=params)
 
-    def respond(future, calls, release: list[int]) -> None:
+    def respond(calls, results, release: list[int]) -> None:
         """Append the tool responses to their rows, which then begin their next segment."""
-        results = clock.timed("tools_wait", future.result)
         ext_slots, ext_tokens = [], []
         encoded = clock.timed("tokenize", encode_tool_responses, tokenizer, [res.text for res in results])
         for (s, call), res, ids in zip(calls, results, encoded, strict=True):
@@ -198,8 +197,9 @@ def run_rollouts(
                 turns += 1
             release: list[int] = []
             if inflight is not None:  # the previous block's tool calls ran while this block decoded
-                respond(*inflight, release)
+                future, calls = inflight
                 inflight = None
+                respond(calls, clock.timed("tools_wait", future.result), release)
             calls: list[tuple[int, P.ToolCall]] = []
             for s in sorted(ended):
                 call = _take_segment(rows[slot_of[s]], ended[s], tokenizer, eos, names, cfg, limit, clock)
@@ -208,11 +208,11 @@ def run_rollouts(
                 else:
                     release.append(s)
             if calls:
-                future = worker.submit(_timed_tools, tools, [c for _, c in calls], clock)
+                batch = [c for _, c in calls]
                 if overlap:
-                    inflight = (future, calls)
+                    inflight = (worker.submit(_timed_tools, tools, batch, clock), calls)
                 else:  # fast local tools: the rows rejoin the very next block instead of skipping one
-                    respond(future, calls, release)
+                    respond(calls, clock.timed("tools_wait", _timed_tools, tools, batch, clock), release)
             if release:
                 clock.timed("device", engine.mark_done, release)
                 for s in release:
