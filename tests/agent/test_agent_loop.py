@@ -84,6 +84,8 @@ def test_multi_turn_rollouts_exact(small_index):
     assert (m["tool_calls/total"], m["tool_calls/search"], m["tool_calls/visit"], m["turns"]) == (2, 1, 1, 3)
     assert m["tool_calls/mean"] == pytest.approx(2 / 3)
     assert m["time/total_s"] >= m["time/device_s"] >= 0 and m["time/host_s"] >= m["time/tools_s"] > 0
+    # local tools run inline: the loop's wait encloses the tool call (nested timers, one thread)
+    assert m["time/tools_wait_s"] >= m["time/tools_s"]
 
 
 class _RemoteTools(ToolSet):

@@ -104,7 +104,8 @@ def test_tool_calls_run_while_other_rows_decode(small_index):
         trajs, m = run_rollouts(engine, TOK, QUESTIONS[:2], tools,
                                 AgentConfig(group_size=1, prompt_style="short", segment_steps=8))
     assert overlapped == [True] and [t.status for t in trajs] == ["answered", "answered"]
-    assert m["time/tools_s"] >= m["time/tools_wait_s"] >= 0
+    # no ordering between the two clocks here: the wait also covers the worker's hand-back
+    assert m["time/tools_s"] > 0 and m["time/tools_wait_s"] >= 0
 
 
 @pytest.fixture(scope="module")
