@@ -6,7 +6,8 @@
 RUN_DIR is an `egrpo demo` (or replicate) run folder: its data/ and sft/ckpt are reused, so a sweep
 over RL settings (temperature, lr, optimizer, batch, alpha, advantage_norm) shares one cold start.
 Prints one line per RL step after the run (reward, accuracy, entropy, informative groups, tool calls) and each
-`--eval split:temperature:top_p:k:n` (n = 0: the whole split) before and after RL; writes
+`--eval split:temperature:top_p:k:n` (n = 0: the whole split; rl: the questions RL samples) before and
+after RL, then after - before with a paired 95% bootstrap interval over questions; writes
 OUT/result.json and OUT/logs/metrics.jsonl. The sweeps in docs/rl-diagnosis.md were run with it.
 """
 
@@ -29,6 +30,9 @@ def main(argv=None) -> int:
     ap.add_argument("out")
     ap.add_argument("--pipeline-config", default="configs/demo_cpu.py")
     ap.add_argument("--eval", action="append", default=[], metavar="SPLIT:T:TOP_P:K:N")
+    ap.add_argument("--before-from", metavar="RESULT_JSON",
+                    help="take the before-RL evaluations from an earlier run's result.json on the same RUN_DIR "
+                         "(evaluation is deterministic on one machine) instead of running them again")
     from egrpo_jax.commands.common import add_config_arguments, parse_args
 
     add_config_arguments(ap)
@@ -43,7 +47,7 @@ def main(argv=None) -> int:
     from egrpo_jax.datagen.synth.build import existing_data
     from egrpo_jax.e2e.settings import load_pipeline_config
     from egrpo_jax.eval.runner import evaluate
-    from egrpo_jax.eval.stats import per_question
+    from egrpo_jax.eval.stats import paired_bootstrap, per_question, score_matrix
     from egrpo_jax.rl.loop import run_train
     from egrpo_jax.sampling.api import SamplingParams
 
@@ -59,14 +63,27 @@ def main(argv=None) -> int:
     mesh, model, tok = PL.load_policy(rl)
     splits = {"train": load_questions(data.train), "test": load_questions(data.test),
               "rl": load_questions(rl.data.questions)}  # what RL samples: the rl split when the world has one
-    result: dict = {"overrides": args.config_overrides}
+    result: dict = {"run_dir": args.run_dir, "overrides": args.config_overrides}
+
+    earlier = {}
+    if args.before_from:
+        with open(args.before_from) as f:
+            earlier = json.load(f)
+        if earlier.get("run_dir", args.run_dir) != args.run_dir:
+            raise SystemExit(f"--before-from {args.before_from}: its run_dir is {earlier['run_dir']}, not {args.run_dir}")
 
     def run_evals(tag):
         for split, t, top_p, k, n in evals:
             recs = splits[split][: n or None]
+            key = f"{tag}:{split}:{t:g}:{top_p:g}:{k}:{len(recs)}"
+            if tag == "before" and earlier:
+                if key not in earlier:
+                    raise SystemExit(f"--before-from {args.before_from}: has no {key!r} (has "
+                                     f"{', '.join(k_ for k_ in earlier if k_.startswith('before:')) or 'none'})")
+                result[key] = earlier[key]
+                continue
             scores, s = evaluate(model, tok, recs, tools, k=k, sampling=SamplingParams(temperature=t, top_p=top_p),
                             agent_cfg=agent_config(rl), batch_size=16, seed=1234, ks=sorted({1, k}))
-            key = f"{tag}:{split}:{t:g}:{top_p:g}:{k}:{len(recs)}"
             result[key] = {m: s.get(m) for m in ("pass@1", f"pass@{k}", "format_error_rate", "tool_calls/mean",
                                                  "near_miss/wrong_rate", "entity_match/wrong")}
             print(key, json.dumps(result[key]), flush=True)
@@ -83,6 +100,16 @@ def main(argv=None) -> int:
             for m in map(json.loads, f):
                 print(m["step"], " ".join(f"{k.split('/')[-1]}={m.get(k, float('nan')):.3f}" for k in STEP_KEYS))
         run_evals("after")
+    for split, t, top_p, k, n in evals:  # after - before on the same questions (paired bootstrap)
+        spec = f"{split}:{t:g}:{top_p:g}:{k}:{len(splits[split][: n or None])}"
+        before, after = result[f"before:{spec}"]["per_question"], result[f"after:{spec}"]["per_question"]
+        qs = sorted(before)
+        result[f"delta:{spec}"] = d = {}
+        for which, name in ((0, "pass@1"), (1, f"pass@{k}")):
+            diff = paired_bootstrap(score_matrix([after], qs, which), score_matrix([before], qs, which))
+            d[name] = {"mean": diff.mean, "lo": diff.lo, "hi": diff.hi}
+        print(f"delta:{spec}", " ".join(f"{m}={v['mean']:+.3f} [{v['lo']:+.3f}, {v['hi']:+.3f}]"
+                                         for m, v in d.items()), flush=True)
     with open(os.path.join(args.out, "result.json"), "w") as f:
         json.dump(result, f, indent=1)
     return 0
@@ -90,8 +117,8 @@ def main(argv=None) -> int:
 
 def _eval_spec(s: str) -> tuple[str, float, float, int, int]:
     parts = s.split(":")
-    if len(parts) != 5 or parts[0] not in ("train", "test"):
-        raise SystemExit(f"--eval {s!r}: want split:temperature:top_p:k:n with split train|test")
+    if len(parts) != 5 or parts[0] not in ("train", "test", "rl"):
+        raise SystemExit(f"--eval {s!r}: want split:temperature:top_p:k:n with split train|test|rl")
     return parts[0], float(parts[1]), float(parts[2]), int(parts[3]), int(parts[4])
 
 
