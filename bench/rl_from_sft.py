@@ -47,7 +47,9 @@ def main(argv=None) -> int:
     from egrpo_jax.datagen.synth.build import existing_data
     from egrpo_jax.e2e.settings import load_pipeline_config
     from egrpo_jax.eval.runner import evaluate
-    from egrpo_jax.eval.stats import paired_bootstrap, per_question, score_matrix
+    from egrpo_jax.eval.stats import per_question
+
+    from bench.pair_runs import differences
     from egrpo_jax.rl.loop import run_train
     from egrpo_jax.sampling.api import SamplingParams
 
@@ -63,14 +65,17 @@ def main(argv=None) -> int:
     mesh, model, tok = PL.load_policy(rl)
     splits = {"train": load_questions(data.train), "test": load_questions(data.test),
               "rl": load_questions(rl.data.questions)}  # what RL samples: the rl split when the world has one
-    result: dict = {"run_dir": args.run_dir, "overrides": args.config_overrides}
+    result: dict = {"run_dir": args.run_dir, "pipeline_config": args.pipeline_config,
+                    "overrides": args.config_overrides}
 
     earlier = {}
     if args.before_from:
         with open(args.before_from) as f:
             earlier = json.load(f)
-        if earlier.get("run_dir", args.run_dir) != args.run_dir:
-            raise SystemExit(f"--before-from {args.before_from}: its run_dir is {earlier['run_dir']}, not {args.run_dir}")
+        for field in ("run_dir", "pipeline_config"):  # the start's evaluations are only valid for the same start
+            if earlier.get(field) != result[field]:
+                raise SystemExit(f"--before-from {args.before_from}: its {field} is {earlier.get(field)!r}, "
+                                 f"this run's is {result[field]!r}")
 
     def run_evals(tag):
         for split, t, top_p, k, n in evals:
@@ -100,14 +105,8 @@ def main(argv=None) -> int:
             for m in map(json.loads, f):
                 print(m["step"], " ".join(f"{k.split('/')[-1]}={m.get(k, float('nan')):.3f}" for k in STEP_KEYS))
         run_evals("after")
-    for split, t, top_p, k, n in evals:  # after - before on the same questions (paired bootstrap)
-        spec = f"{split}:{t:g}:{top_p:g}:{k}:{len(splits[split][: n or None])}"
-        before, after = result[f"before:{spec}"]["per_question"], result[f"after:{spec}"]["per_question"]
-        qs = sorted(before)
-        result[f"delta:{spec}"] = d = {}
-        for which, name in ((0, "pass@1"), (1, f"pass@{k}")):
-            diff = paired_bootstrap(score_matrix([after], qs, which), score_matrix([before], qs, which))
-            d[name] = {"mean": diff.mean, "lo": diff.lo, "hi": diff.hi}
+    for spec, by_metric in differences([result], [result], "before").items():  # after - before, paired
+        result[f"delta:{spec}"] = d = {m: {"mean": x.mean, "lo": x.lo, "hi": x.hi} for m, (_, _, x) in by_metric.items()}
         print(f"delta:{spec}", " ".join(f"{m}={v['mean']:+.3f} [{v['lo']:+.3f}, {v['hi']:+.3f}]"
                                          for m, v in d.items()), flush=True)
     with open(os.path.join(args.out, "result.json"), "w") as f:

@@ -10,8 +10,8 @@ subtracts the SFT start's Pass@1 on them, taken from an `rl` evaluation of the s
 (SFT_EVAL: a bench.rl_from_sft result.json with a `before:rl:...` entry over the whole rl split).
 What is left rises if the policy improves on the questions it trains on. Prints, per run, the
 excess per step and its mean over the first and last third of the steps with a 95% bootstrap
-interval over steps. Not valid for runs with rl.dynamic_sampling (refill rounds draw extra
-batches from the stream) or for resumed runs.
+interval over steps. Runs with rl.dynamic_sampling are refused (refill rounds draw extra batches
+from the stream); resumed runs are not detected and not valid.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ def excess_per_step(steps: list[dict], records, batch_size: int, seed: int, sft_
     stream = QuestionStream(records, batch_size, seed=seed)
     out = []
     for m in steps:
+        if m.get("dynamic/rounds", 1.0) != 1.0:
+            raise ValueError(f"step {m['step']}: {m['dynamic/rounds']:g} rollout rounds (rl.dynamic_sampling drew "
+                             "extra batches): the step's questions cannot be re-drawn")
         qs = next(stream)
         missing = [q.id for q in qs if q.id not in sft_pass1]
         if missing:
@@ -56,8 +59,9 @@ def third_means(x: list[float], *, n_boot: int = 2000, seed: int = 0) -> dict[st
 
 def sft_pass1_from(result: dict) -> dict[str, float]:
     keys = [k for k in result if k.startswith("before:rl:")]
-    if not keys:
-        raise ValueError("no before:rl:... evaluation in it (run bench.rl_from_sft with --eval rl:0.6:0.95:3:0)")
+    if len(keys) != 1:
+        raise ValueError(f"want one before:rl:... evaluation, it has {keys or 'none'} "
+                         "(run bench.rl_from_sft with one --eval rl:T:TOP_P:K:0)")
     return {q: float(v[0]) for q, v in result[keys[0]]["per_question"].items()}
 
 
@@ -72,12 +76,18 @@ def main(argv=None) -> int:
     from egrpo_jax.data.io import load_questions
 
     with open(args.sft_eval) as f:
-        sft = sft_pass1_from(json.load(f))
+        try:
+            sft = sft_pass1_from(json.load(f))
+        except ValueError as e:
+            raise SystemExit(f"{args.sft_eval}: {e}") from None
     records = load_questions(args.rl_questions)
     for path in args.metrics:
         with open(path) as f:
             steps = [json.loads(line) for line in f]
-        x = excess_per_step(steps, records, args.batch_size, args.data_seed, sft)
+        try:
+            x = excess_per_step(steps, records, args.batch_size, args.data_seed, sft)
+        except ValueError as e:
+            raise SystemExit(f"{path}: {e}") from None
         print(path)
         print("  excess per step:", " ".join(f"{v:+.2f}" for v in x))
         for name, (m, lo, hi) in third_means(x).items():
