@@ -3,9 +3,12 @@
 One SFT cold start, then GRPO (alpha = 0), E-GRPO (alpha = 0.1, 0.3, 0.5) and E-GRPO with alpha
 decaying 0.3 -> 0 (the paper's ablation), each over seeds 0-4 with the same steps and compute, each
 evaluated on the held-out test split. The report (markdown + PNG plots) goes to <out>/report, and
-to --docs only when given. Finished runs are kept: running the command again resumes where it stopped.
---quick: GRPO and alpha 0.3, seeds 0-1, 60 SFT steps, 4 RL steps, 48 held-out questions: every phase,
-shrunk (a smoke run; its numbers say nothing about the claims).
+to --docs only when given. Finished runs are kept: running the command again resumes where it stopped;
+with --docs their records are kept in that (tracked) folder too, so a grid longer than a session
+resumes from a fresh clone once the SFT start reproduces bit for bit (e2e/grid_store.py).
+--quick: GRPO and alpha 0.3, seeds 0-1, 60 SFT steps, 4 RL steps, 48 held-out questions, no rl-split
+evaluation of the start: every phase but that one, shrunk (a smoke run; its numbers say nothing
+about the claims).
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ def _ints(text: str) -> tuple[int, ...]:
 def configure(parser) -> None:
     parser.add_argument("--config", default=None, help="pipeline config (default configs/replicate_cpu.py)")
     parser.add_argument("--out", default="runs/replicate", help="run folder (checkpoints, logs, per-run evals)")
-    parser.add_argument("--docs", default=None, help="also write report.md and plots/ here (e.g. docs/replicate)")
+    parser.add_argument("--docs", default=None, help="also write report.md, plots/ and every finished run's record "
+                        "(start.json, runs/*.json) here, e.g. docs/replicate-grid; runs recorded there by an earlier "
+                        "call (another session or machine) are reused when the SFT start and settings are the same")
     parser.add_argument("--quick", action="store_true", help="GRPO and alpha 0.3; seeds 0,1; 60 SFT and 4 RL steps; 48 questions")
     parser.add_argument("--alphas", default=None, help="comma-separated constant alphas instead of the paper's "
                         "arms (0, 0.1, 0.3, 0.5 and 0.3 -> 0)")
@@ -56,7 +61,8 @@ def configure(parser) -> None:
 
 def run(args) -> int:
     from egrpo_jax.commands.demo import config_path
-    from egrpo_jax.e2e.replicate import PAPER_ARMS, QUICK_ARMS, Arm, aggregate, run_replicate
+    from egrpo_jax.e2e.replicate import PAPER_ARMS, QUICK_ARMS, Arm, run_replicate
+    from egrpo_jax.e2e.replicate_report import aggregate
     from egrpo_jax.e2e.settings import load_pipeline_config
 
     pc = load_pipeline_config(args.config or config_path(os.path.normpath(DEFAULT_CONFIG)))
@@ -73,7 +79,8 @@ def run(args) -> int:
     eval_questions = args.eval_questions if args.eval_questions is not None else (48 if args.quick else None)
     if eval_questions is not None:
         pc.pipeline = dataclasses.replace(pc.pipeline, eval_questions=eval_questions)
-    res = run_replicate(pc, args.out, arms=arms, seeds=seeds, progress=not args.no_progress)
+    res = run_replicate(pc, args.out, arms=arms, seeds=seeds, store_dir=args.docs,
+                        rl_eval=not args.quick, progress=not args.no_progress)
     st = res["settings"]
     notes = [
         (f"Run: `egrpo replicate{' --quick' if args.quick else ''}` with config `{pc.source}`: arms "

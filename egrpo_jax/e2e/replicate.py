@@ -2,16 +2,15 @@
 
 Every (arm, seed) run starts from the same SFT params and sees the same questions in the same
 order and the same sampling seeds (data.seed = train.seed = seed), so arms are compared on paired
-runs with equal steps and compute. Each run is evaluated on the held-out test split. `aggregate`
-turns the run records into the report: mean ± std over seeds, paired 95% bootstrap intervals over
-questions (eval.stats) against GRPO and against the SFT start, tool calls per rollout over
-training, the entity-match analysis and the alpha curve, and which of the paper's claims hold.
+runs with equal steps and compute. Each run is evaluated on the held-out test split; its record
+(run_record) is what e2e/replicate_report.py turns into the report.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -35,20 +34,17 @@ from egrpo_jax.e2e.pipeline import (
     tokenizer_vocab,
 )
 from egrpo_jax.e2e.settings import PipelineConfig
-from egrpo_jax.eval.analysis import plot_errorbars, plot_grouped_curves
 from egrpo_jax.rl.loop import run_train
 from egrpo_jax.rl.sft import run_sft
-from egrpo_jax.eval.report import ROLLOUTS_FILE, comparison_table, load_summary
-from egrpo_jax.eval.stats import paired_bootstrap, per_question, score_matrix
+from egrpo_jax.eval.report import ROLLOUTS_FILE, load_summary
+from egrpo_jax.eval.stats import per_question
+from egrpo_jax.eval.train_curve import excess_per_step
+from egrpo_jax.e2e.grid_store import RunStore, params_sha256, settings_sha256
 from egrpo_jax.metrics_log import read_metrics
 
 RUN_SUMMARY = "run.json"  # per (arm, seed) run: eval summary + training metrics rows + per-question scores
 RUN_MARKER = ".egrpo-replicate-run"  # written first into every run folder replicate creates
 SFT_LABEL = "SFT (no RL)"
-COMPARE_KEYS = ("pass@1", "pass@3", "tool_calls/mean", "train/tool_calls", "train/accuracy",
-                "entity_match/correct", "entity_match/wrong", "near_miss/wrong_rate", "tool_calls/std", "entity_corr")
-CURVES = (("tool_calls/per_rollout", "tool calls per rollout"), ("accuracy", "training accuracy"),
-          ("reward/mean", "reward"), ("entity_match/all", "entity match"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,11 +105,16 @@ def run_record(eval_dir: str, training_rows: Sequence[Mapping], *, arm: Arm | No
 
 
 def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seeds: Sequence[int],
-                  progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """SFT once, evaluate it, then one RL run + evaluation per (arm, seed); returns the run records.
+                  store_dir: str | None = None, rl_eval: bool = True, progress: bool = True,
+                  log: Callable[[str], None] = print) -> dict[str, Any]:
+    """SFT once, evaluate it (on test, and on the whole rl split when there is one), then one RL run
+    + evaluation per (arm, seed); returns the run records.
 
+    `rl_eval` False skips the rl-split evaluation (and so the training-reward curve): --quick.
     Finished runs are kept (runs are deterministic per seed), so running again resumes. A run folder
-    without this command's marker is someone else's: replicate stops rather than delete it.
+    without this command's marker is someone else's: replicate stops rather than delete it. With
+    `store_dir` every finished run's record is also kept there (grid_store: tracked, fingerprinted by
+    the SFT start) and a run recorded there is not run again.
     """
     quiet_tensorboard()
     timer = Timer(log)
@@ -131,47 +132,93 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
         with timer.phase("sft"):
             run_sft(sft_cfg)
     test, rl_pool = load_questions(data.test), load_questions(base.data.questions)
+    evals = [("eval_sft", test, base.eval.limit, "SFT policy")]
+    if data.rl and rl_eval:  # the questions RL samples, all of them: each step's difficulty for the training curve
+        evals.append(("eval_sft_rl", rl_pool, 0, "SFT policy, rl split"))
+    model = None
+    for folder, questions, limit, title in evals:
+        if not os.path.isfile(os.path.join(out_dir, folder, "summary.json")):
+            with timer.phase(f"eval SFT ({folder})"):
+                model = model or load_policy(base)[1:]
+                cfg = copy.deepcopy(base)
+                cfg.eval.limit = limit
+                with build_tools(cfg, model[1]) as tools:
+                    evaluate_policy(*model, tools, questions, cfg, os.path.join(out_dir, folder), title=title,
+                                    progress=progress)
     sft_eval = os.path.join(out_dir, "eval_sft")
-    if not os.path.isfile(os.path.join(sft_eval, "summary.json")):
-        with timer.phase("eval SFT"):
-            _, model, tok = load_policy(base)
-            with build_tools(base, tok) as tools:
-                evaluate_policy(model, tok, tools, test, base, sft_eval, title="SFT policy", progress=progress)
     n_questions = len(test[: base.eval.limit or None])
-    records = [_reused(run_record(sft_eval, [], arm=None, seed=-1), sft_eval, None, 0, n_questions)]
+    sft = dict(_reused(run_record(sft_eval, [], arm=None, seed=-1), sft_eval, None, 0, n_questions))
+    sft_rl = None
+    if data.rl and rl_eval:
+        with open(os.path.join(out_dir, "eval_sft_rl", ROLLOUTS_FILE), encoding="utf-8") as f:
+            sft_rl = per_question(json.loads(line) for line in f if line.strip())
+        sft["rl_per_question"] = sft_rl
+    store = None
+    if store_dir:
+        model = model or load_policy(base)[1:]
+        store = RunStore(store_dir, {
+            "sft_params": params_sha256(model[0]),
+            "sft_eval": hashlib.sha256(json.dumps(sft["per_question"], sort_keys=True).encode()).hexdigest(),
+            "settings": settings_sha256(pc.rl, s)})
+        store.put_start({"sft": sft})
+    del model
+    records = [sft]
     for seed in seeds:
         for arm in arms:
             name = run_name(arm, seed)
             run_dir = os.path.join(out_dir, "runs", name)
             done = os.path.join(run_dir, RUN_SUMMARY)
+            stored = store.get(name) if store else None
             if os.path.isfile(done):
                 with open(done, encoding="utf-8") as f:
-                    records.append(_reused(json.load(f), run_dir, arm, base.train.steps, n_questions))
-                continue
-            _fresh_run_dir(run_dir)
-            cfg = copy.deepcopy(base)
-            cfg.rl.alpha, cfg.train.seed, cfg.data.seed = float(arm.alpha), int(seed), int(seed)
-            cfg.rl.alpha_schedule = arm.schedule
-            if arm.schedule == "linear":
-                cfg.rl.alpha_final, cfg.rl.alpha_decay_steps = 0.0, int(cfg.train.steps)
-            cfg.checkpoint.dir = os.path.join(run_dir, "ckpt")
-            cfg.logging.dir = os.path.join(run_dir, "logs")
-            with timer.phase(f"{name}: train {cfg.train.steps} steps + eval"):
-                mesh, model, tok = load_policy(cfg)
-                with build_tools(cfg, tok) as tools:
-                    run_train(cfg, model=model, tokenizer=tok, tools=tools, records=rl_pool, mesh=mesh)
-                    rows = read_metrics(cfg.logging.dir)
-                    evaluate_policy(model, tok, tools, test, cfg, os.path.join(run_dir, "eval"),
-                                    title=f"{arm.label}, seed {seed}", training_rows=rows, progress=progress)
-            rec = run_record(os.path.join(run_dir, "eval"), rows, arm=arm, seed=int(seed))
-            with open(done, "w", encoding="utf-8") as f:
-                json.dump(rec, f, default=float)
+                    rec, where = json.load(f), run_dir
+            elif stored is not None:
+                rec, where = stored, str(store.dir / "runs" / f"{name}.json")
+            else:
+                rec, where = _run_one(base, arm, seed, run_dir, rl_pool, test, timer, progress), run_dir
+            rec = dict(_reused(rec, where, arm, base.train.steps, n_questions))
+            rec["train_excess"] = _train_excess(rec["training"], rl_pool, base, seed, sft_rl)
+            if store and stored is None:
+                store.put(name, rec)
             records.append(rec)
     return {"records": records, "timings_s": timer.seconds, "data": data.stats,
             "settings": {"arms": [a.label for a in arms], "seeds": list(seeds), "rl_steps": base.train.steps,
                          "sft_steps": sft_cfg.train.steps, "group_size": base.rl.group_size,
                          "questions_per_step": base.data.batch_size, "eval_k": s.eval_k,
                          "eval_questions": s.eval_questions or data.stats["questions/test"]}}
+
+
+def _run_one(base, arm: Arm, seed: int, run_dir: str, rl_pool, test, timer: Timer, progress: bool) -> dict:
+    """Train one (arm, seed) from the SFT params, evaluate it, write its record to run_dir/run.json."""
+    _fresh_run_dir(run_dir)
+    cfg = copy.deepcopy(base)
+    cfg.rl.alpha, cfg.train.seed, cfg.data.seed = float(arm.alpha), int(seed), int(seed)
+    cfg.rl.alpha_schedule = arm.schedule
+    if arm.schedule == "linear":
+        cfg.rl.alpha_final, cfg.rl.alpha_decay_steps = 0.0, int(cfg.train.steps)
+    cfg.checkpoint.dir = os.path.join(run_dir, "ckpt")
+    cfg.logging.dir = os.path.join(run_dir, "logs")
+    name = run_name(arm, seed)
+    with timer.phase(f"{name}: train {cfg.train.steps} steps + eval"):
+        mesh, model, tok = load_policy(cfg)
+        with build_tools(cfg, tok) as tools:
+            run_train(cfg, model=model, tokenizer=tok, tools=tools, records=rl_pool, mesh=mesh)
+            rows = read_metrics(cfg.logging.dir)
+            evaluate_policy(model, tok, tools, test, cfg, os.path.join(run_dir, "eval"),
+                            title=f"{arm.label}, seed {seed}", training_rows=rows, progress=progress)
+    rec = run_record(os.path.join(run_dir, "eval"), rows, arm=arm, seed=int(seed))
+    with open(os.path.join(run_dir, RUN_SUMMARY), "w", encoding="utf-8") as f:
+        json.dump(rec, f, default=float)
+    return rec
+
+
+def _train_excess(rows: Sequence[Mapping], rl_pool, base, seed: int,
+                  sft_rl: Mapping[str, tuple[float, float]] | None) -> list[float] | None:
+    """Training accuracy per step minus the SFT start's Pass@1 on that step's questions (eval.train_curve);
+    None without an rl-split evaluation of the start or with dynamic sampling (steps not re-drawable)."""
+    if sft_rl is None or base.rl.dynamic_sampling:
+        return None
+    return excess_per_step(rows, rl_pool, base.data.batch_size, int(seed), {q: v[0] for q, v in sft_rl.items()})
 
 
 def _reused(record: Mapping, where: str, arm: Arm | None, steps: int, questions: int) -> Mapping:
@@ -196,152 +243,3 @@ def _fresh_run_dir(run_dir: str) -> None:
         shutil.rmtree(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     Path(run_dir, RUN_MARKER).write_text("created by egrpo replicate\n")
-
-
-def aggregate(records: Sequence[Mapping], out_dir: str | Path, *, title: str = "GRPO vs E-GRPO",
-              notes: Sequence[str] = ()) -> Path:
-    """report.md + summary.json + plots/*.png from run records (the SFT start has arm SFT_LABEL)."""
-    out = Path(out_dir)
-    (out / "plots").mkdir(parents=True, exist_ok=True)
-    groups: dict[str, list[Mapping]] = {}
-    for r in sorted(records, key=lambda r: (r["alpha"] >= 0, r.get("schedule") == "linear", r["alpha"])):
-        groups.setdefault(r["arm"], []).append(r)
-    table = comparison_table({k: [r["summary"] for r in v] for k, v in groups.items()}, COMPARE_KEYS)
-    rl_groups = {k: [r["training"] for r in v] for k, v in groups.items() if k != SFT_LABEL}
-    plots = {}
-    for key, name in CURVES:
-        fname = key.replace("/", "_") + ".png"
-        plots[name] = plot_grouped_curves(rl_groups, key, out / "plots" / fname, ylabel=name).relative_to(out)
-    paired = paired_table(groups)
-    curve = _alpha_curve(groups, out / "plots" / "alpha_curve.png")
-    if curve is not None:
-        plots["Pass@1 vs alpha"] = curve.relative_to(out)
-    entity = _entity_counts(groups)
-    columns = ("Columns: Pass@1 / Pass@3 / tool calls per rollout / entity match of correct and wrong rollouts on "
-               "the test split after training; `train/tool_calls` and `train/accuracy` are means over all training "
-               "steps; `near_miss/wrong_rate` is the fraction of wrong rollouts that match at least half the gold entities "
-               "(what E-GRPO's partial reward can rank); `tool_calls/std` the spread of tool calls per rollout; "
-               "`entity_corr` is the Pearson correlation of a rollout's entity match rate with its "
-               "correctness.")
-    ci_note = ("Differences in percentage points, mean over seeds and questions, with a 95% bootstrap interval "
-               "over questions (the same resample for every seed; seeds paired: same SFT start, questions and "
-               "sampling seeds). Tool calls: mean ± std over seeds of the per-seed difference of the training mean.")
-    lines = [f"# {title}", "", *notes, "", "## Held-out test set (mean ± std over seeds)", "", table, columns, "",
-             "## Paired differences", "", ci_note, "", *paired["lines"],
-             "", "## Entity analysis (summed over seeds)", "",
-             "| run | questions where correct rollouts match more entities | ... wrong rollouts match more |",
-             "|---|---|---|"]
-    lines += [f"| {k} | {a} | {b} |" for k, (a, b) in entity.items()]
-    lines += ["", "## The paper's claims here", "", *claims(groups, paired["diffs"], entity)]
-    lines += ["", "## Training curves (mean ± std over seeds)", ""]
-    lines += [f"![{name}]({p.as_posix()})" for name, p in plots.items()]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
-    (out / "summary.json").write_text(json.dumps(
-        {"groups": {k: [r["summary"] for r in v] for k, v in groups.items()},
-         "paired": {k: {m: dataclasses.asdict(d) if dataclasses.is_dataclass(d) else d for m, d in v.items()}
-                    for k, v in paired["diffs"].items()},
-         "entity_counts": entity}, indent=2, default=float, sort_keys=True) + "\n")
-    return out / "report.md"
-
-
-def _matrix(runs: Sequence[Mapping], questions: Sequence[str], which: int) -> np.ndarray:
-    return score_matrix([r["per_question"] for r in runs], questions, which)
-
-
-def paired_table(groups: Mapping[str, Sequence[Mapping]]) -> dict[str, Any]:
-    """Each RL arm vs GRPO (same seeds) and vs the SFT start: Pass@1 / Pass@3 differences with CIs."""
-    sft = groups.get(SFT_LABEL, [])
-    grpo = {r["seed"]: r for r in groups.get(GRPO.label, [])}
-    questions = sorted(sft[0]["per_question"]) if sft else sorted(next(iter(grpo.values()))["per_question"]) \
-        if grpo else []
-    diffs: dict[str, dict[str, Any]] = {}
-    rows = ["| run | seeds | Δ Pass@1 vs GRPO | Δ Pass@3 vs GRPO | Δ Pass@1 vs SFT | Δ Pass@3 vs SFT | "
-            "Δ train tool calls vs GRPO |", "|---|---|---|---|---|---|---|"]
-    for name, runs in groups.items():
-        if name == SFT_LABEL or not questions:
-            continue
-        d: dict[str, Any] = {}
-        paired = [r for r in runs if r["seed"] in grpo]
-        if name != GRPO.label and paired:
-            for which, key in ((0, "pass@1"), (1, "pass@3")):
-                d[f"{key} vs GRPO"] = paired_bootstrap(_matrix(paired, questions, which),
-                                                       _matrix([grpo[r["seed"]] for r in paired], questions, which))
-        if sft:
-            for which, key in ((0, "pass@1"), (1, "pass@3")):
-                a = _matrix(runs, questions, which)
-                d[f"{key} vs SFT"] = paired_bootstrap(a, np.repeat(_matrix(sft, questions, which), len(runs), 0))
-        tc = [r["summary"].get("train/tool_calls") - grpo[r["seed"]]["summary"].get("train/tool_calls")
-              for r in paired if r["summary"].get("train/tool_calls") is not None
-              and grpo[r["seed"]]["summary"].get("train/tool_calls") is not None]
-        diffs[name] = d
-        cell = lambda k: d[k].points() if k in d else "—"  # noqa: E731
-        tool = _ms(tc, 3) if tc and name != GRPO.label else "—"
-        rows.append(f"| {name} | {len(runs)} | {cell('pass@1 vs GRPO')} | {cell('pass@3 vs GRPO')} | "
-                    f"{cell('pass@1 vs SFT')} | {cell('pass@3 vs SFT')} | {tool} |")
-        d["train_tool_calls_vs_grpo"] = tc
-    return {"lines": rows if len(rows) > 2 else ["(no RL runs)"], "diffs": diffs}
-
-
-def claims(groups: Mapping[str, Sequence[Mapping]], diffs: Mapping[str, Mapping[str, Any]],
-           entity: Mapping[str, tuple[int, int]]) -> list[str]:
-    """One line per claim of PAPER.md, decided from the intervals (a claim holds only if its interval
-    excludes zero in the claimed direction)."""
-    out = []
-    ch = sum(a for a, _ in entity.values())
-    wh = sum(b for _, b in entity.values())
-    out.append(f"1. Correct rollouts mention more ground-truth entities than wrong ones: "
-               f"{'holds' if ch > 2 * wh else 'not shown'} ({ch} questions vs {wh}, all runs).")
-    e03 = diffs.get(Arm(0.3).label, {})
-    p1, p3 = e03.get("pass@1 vs GRPO"), e03.get("pass@3 vs GRPO")
-    if p1 is not None:
-        verdict = "holds" if p1.lo > 0 and p3.lo > 0 else ("partly" if p1.lo > 0 or p3.lo > 0 else "not shown")
-        out.append(f"2. E-GRPO (alpha=0.3) beats GRPO on Pass@1 and Pass@3: {verdict} "
-                   f"(Pass@1 {p1.points()}, Pass@3 {p3.points()} points).")
-        tc = e03.get("train_tool_calls_vs_grpo") or []
-        if tc:
-            m, sd = float(np.mean(tc)), float(np.std(tc, ddof=1)) if len(tc) > 1 else 0.0
-            fewer = m < 0 and (len(tc) > 1 and m + 2 * sd / math.sqrt(len(tc)) < 0)
-            out.append(f"3. E-GRPO uses fewer tool calls per rollout in training: {'holds' if fewer else 'not shown'} "
-                       f"({m:+.3f} ± {sd:.3f} calls over {len(tc)} seeds).")
-    e05 = groups.get(Arm(0.5).label)
-    if e05 and Arm(0.3).label in groups:
-        by_seed = {r["seed"]: r for r in groups[Arm(0.3).label]}
-        pairs = [r for r in e05 if r["seed"] in by_seed]
-        qs = sorted(pairs[0]["per_question"]) if pairs else []
-        if pairs:
-            d = paired_bootstrap(_matrix([by_seed[r["seed"]] for r in pairs], qs, 0), _matrix(pairs, qs, 0))
-            means = {k: float(np.mean([r["summary"]["pass@1"] for r in v])) for k, v in groups.items()
-                     if k != SFT_LABEL}
-            best = max(means, key=means.get)
-            out.append(f"4. alpha = 0.3 is best and 0.5 worse than 0.3: "
-                       f"{'holds' if d.lo > 0 and best == Arm(0.3).label else 'not shown'} "
-                       f"(Pass@1 0.3 minus 0.5: {d.points()} points; best mean Pass@1: {best}).")
-    return out
-
-
-def _alpha_curve(groups: Mapping[str, Sequence[Mapping]], path: Path) -> Path | None:
-    pts = sorted((runs[0]["alpha"], [r["summary"]["pass@1"] for r in runs]) for runs in groups.values()
-                 if runs and runs[0]["alpha"] >= 0 and runs[0].get("schedule", "constant") == "constant")
-    if len(pts) < 2:
-        return None
-
-    sft = groups.get(SFT_LABEL)
-    return plot_errorbars([a for a, _ in pts], [100 * np.mean(v) for _, v in pts], [100 * np.std(v) for _, v in pts],
-                          path, xlabel="alpha (0 = GRPO)", ylabel="held-out Pass@1 (%), mean ± std over seeds",
-                          title="Pass@1 vs alpha", baseline=100 * sft[0]["summary"]["pass@1"] if sft else None,
-                          baseline_label="SFT start")
-
-
-def _ms(xs: Sequence[float], digits: int = 1) -> str:
-    if not xs:
-        return "n/a"
-    sd = float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
-    return f"{np.mean(xs):+.{digits}f} ± {sd:.{digits}f}"
-
-
-def _entity_counts(groups: Mapping[str, Sequence[Mapping]]) -> dict[str, tuple[int, int]]:
-    out = {}
-    for k, runs in groups.items():
-        comps = [r["summary"].get("entity_comparison") or {} for r in runs]
-        out[k] = (sum(c.get("correct_higher", 0) for c in comps), sum(c.get("wrong_higher", 0) for c in comps))
-    return out

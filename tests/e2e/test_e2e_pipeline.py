@@ -123,3 +123,32 @@ def test_demo_pipeline_end_to_end(tmp_path):
     run_pipeline(micro_config(), str(again), model_path=str(out / "sft" / "ckpt"), progress=False, log=logs.append)
     assert not (again / "data" / "tokenizer").exists()
     assert json.loads((again / "eval_rl" / "summary.json").read_text())["questions"] == 4
+
+
+def test_replicate_resumes_a_grid_from_its_tracked_records(tmp_path):
+    """A grid's records kept with --docs let a later call in a fresh run folder (another session)
+    skip the recorded runs, once its SFT start reproduces bit for bit; other settings are refused."""
+    import dataclasses
+
+    from egrpo_jax.e2e.replicate import GRPO, run_replicate
+
+    pc = micro_config()
+    pc = dataclasses.replace(pc, pipeline=dataclasses.replace(
+        pc.pipeline, world=dataclasses.replace(pc.pipeline.world, rl_fraction=0.25)))
+    store = tmp_path / "docs"
+    first = run_replicate(pc, str(tmp_path / "a"), arms=(GRPO,), seeds=(0,), store_dir=str(store), progress=False,
+                          log=lambda _: None)
+    sft, run = first["records"]
+    assert sft["rl_per_question"] and len(sft["rl_per_question"]) == first["data"]["questions/rl"]
+    assert len(run["train_excess"]) == 1 and (store / "runs" / "alpha0_seed0.json").is_file()
+    logs = []
+    again = run_replicate(pc, str(tmp_path / "b"), arms=(GRPO,), seeds=(0,), store_dir=str(store), progress=False,
+                          log=logs.append)
+    assert not (tmp_path / "b" / "runs").exists()  # the recorded run was not trained again
+    assert not any("alpha0_seed0" in line for line in logs)
+    assert json.loads(json.dumps(again["records"], default=float)) == json.loads(json.dumps(first["records"],
+                                                                                             default=float))
+    pc.rl.optim.lr *= 2
+    with pytest.raises(ValueError, match=r"start.json: recorded from another start \(settings differ"):
+        run_replicate(pc, str(tmp_path / "b"), arms=(GRPO,), seeds=(0,), store_dir=str(store), progress=False,
+                      log=lambda _: None)

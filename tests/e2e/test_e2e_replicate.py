@@ -12,10 +12,10 @@ from egrpo_jax.e2e.replicate import (
     Arm,
     _fresh_run_dir,
     _reused,
-    aggregate,
     match_accuracy_corr,
     run_record,
 )
+from egrpo_jax.e2e.replicate_report import aggregate
 
 QUESTIONS = [f"q{i}" for i in range(20)]
 
@@ -122,3 +122,75 @@ def test_run_record_reads_eval_folder(tmp_path):
     assert s["entity_corr"] == pytest.approx(np.corrcoef(x, y)[0, 1])
     assert s["pass@1"] == 0.5 and s["entity_comparison"]["correct_higher"] == 2
     assert rec["per_question"] == {"a": (0.5, 1.0), "b": (0.5, 1.0)} and rec["arm"] == "E-GRPO (alpha=0.3)"
+
+
+def test_run_store_reuses_only_records_of_the_same_start(tmp_path):
+    from egrpo_jax.e2e.grid_store import RunStore
+
+    fp = {"sft_params": "aa", "sft_eval": "bb", "settings": "cc"}
+    store = RunStore(tmp_path, fp)
+    assert store.get("alpha0_seed0") is None
+    store.put_start({"sft": {"arm": SFT_LABEL}})
+    rec = _rec(GRPO, 0, 0.3, 2.0)
+    store.put("alpha0_seed0", rec)
+    assert json.loads(json.dumps(rec)) == RunStore(tmp_path, fp).get("alpha0_seed0")
+    assert not list(tmp_path.rglob("*.tmp"))  # written whole, then renamed
+    with pytest.raises(ValueError, match=r"start.json: recorded from another start \(sft_params differ: aa vs zz\)"):
+        RunStore(tmp_path, {**fp, "sft_params": "zz"})
+    # a run record written under another start, next to this start's start.json: refused too
+    other = RunStore(tmp_path / "x", {**fp, "settings": "dd"})
+    other.put("alpha0_seed1", rec)
+    (tmp_path / "runs" / "alpha0_seed1.json").write_bytes((tmp_path / "x" / "runs" / "alpha0_seed1.json").read_bytes())
+    with pytest.raises(ValueError, match=r"alpha0_seed1.json: recorded from another start \(settings differ"):
+        store.get("alpha0_seed1")
+
+
+def test_params_fingerprint_changes_with_any_parameter():
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from egrpo_jax.e2e.grid_store import params_sha256
+
+    class Two(nnx.Module):
+        def __init__(self):
+            self.a = nnx.Param(jnp.arange(6, dtype=jnp.float32).reshape(2, 3))
+            self.b = nnx.Param(jnp.ones((4,), jnp.float32))
+
+    m, n = Two(), Two()
+    assert params_sha256(m) == params_sha256(n)
+    n.b[...] = n.b[...].at[3].set(1.0 + 1e-7)  # one ulp-scale change in one weight
+    assert params_sha256(m) != params_sha256(n)
+
+
+def test_excess_per_step_subtracts_the_drawn_questions_sft_score():
+    from egrpo_jax.data.pipeline import QuestionStream
+    from egrpo_jax.data.schema import QARecord
+    from egrpo_jax.eval.train_curve import excess_per_step, third_means
+
+    records = [QARecord(f"q{i}", f"Q{i}?", "a", (), ()) for i in range(6)]
+    sft = {f"q{i}": i / 10 for i in range(6)}
+    steps = [{"step": s, "accuracy": 0.5} for s in (1, 2, 3)]
+    drawn = QuestionStream(records, 2, seed=4)
+    want = [0.5 - sum(sft[q.id] for q in next(drawn)) / 2 for _ in steps]
+    assert excess_per_step(steps, records, 2, 4, sft) == pytest.approx(want)
+    with pytest.raises(ValueError, match="step 2: 2 rollout rounds"):
+        excess_per_step([steps[0], {"step": 2, "accuracy": 0.5, "dynamic/rounds": 2.0}], records, 2, 4, sft)
+    with pytest.raises(ValueError, match="has no SFT score"):
+        excess_per_step(steps, records, 2, 4, {"q0": 0.0})
+    t = third_means([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    assert t["first"][0] == pytest.approx(0.05) and t["last-first"][0] == pytest.approx(0.4)
+
+
+def test_report_says_whether_the_training_reward_rose(tmp_path):
+    recs = [_rec(None, -1, 0.20, 2.0)]
+    recs[0]["rl_per_question"] = {q: (0.5, 1.0) for q in QUESTIONS[:8]}
+    for seed, lift in enumerate([0.30, 0.20, 0.25]):  # excess climbs by `lift` from the first to the last third
+        g = _rec(GRPO, seed, 0.3, 2.0)
+        g["train_excess"] = [0.0, 0.0, 0.0, lift, lift, lift]
+        e = _rec(Arm(0.3), seed, 0.3, 2.0)
+        e["train_excess"] = [0.1, -0.1, 0.0, 0.1, -0.1, 0.0] if seed else [0.0, 0.1, 0.0, -0.1, 0.0, 0.0]
+        recs += [g, e]
+    text = aggregate(recs, tmp_path).read_text()
+    assert "all 8 rl-split questions, Pass@1 50.0%" in text
+    assert "| GRPO (alpha=0) | 3 | +0.0 ± 0.0 | +25.0 ± 5.0 | +25.0 ± 5.0 | yes | 0: +30.0 [+30.0, +30.0];" in text
+    assert "| E-GRPO (alpha=0.3) | 3 |" in text and "| no |" in text

@@ -1,0 +1,94 @@
+"""A replicate grid's finished runs kept in a tracked folder, so a grid longer than one session resumes
+on another day or machine without its run folder (checkpoints are not kept in git, records are).
+
+`<dir>/start.json` holds the SFT start's records and the grid's fingerprint; `<dir>/runs/<name>.json`
+one (arm, seed) run's record. A record is reused only under the same fingerprint: the SHA-256 of
+the SFT start's parameters (equal only if data, SFT config and the machine's arithmetic reproduce
+it bit for bit) and of the RL and pipeline settings. Anything else would pair runs that do not
+share a start, so a mismatch is an error, never a silent re-run or mix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+START = "start.json"
+
+
+def params_sha256(model) -> str:
+    """SHA-256 over the policy's parameters (path, dtype, shape and bytes of every leaf, in tree order)."""
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    h = hashlib.sha256()
+    for path, leaf in jax.tree_util.tree_flatten_with_path(nnx.state(model, nnx.Param))[0]:
+        a = np.asarray(jax.device_get(leaf))
+        h.update(f"{jax.tree_util.keystr(path)}|{a.dtype}|{a.shape}|".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def settings_sha256(rl_config, pipeline_settings) -> str:
+    """SHA-256 of the RL config as the config file and overrides give it (before run paths are filled
+    in) and of the pipeline settings (world, demos, tools, evaluation)."""
+    text = rl_config.to_json(sort_keys=True) + json.dumps(dataclasses.asdict(pipeline_settings), sort_keys=True,
+                                                          default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _commit() -> str:
+    """The code's git commit, for the record's provenance (not part of the fingerprint)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=os.path.dirname(__file__),
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+class RunStore:
+    """Finished run records under `directory`, all from the start named by `fingerprint`."""
+
+    def __init__(self, directory: str | os.PathLike, fingerprint: Mapping[str, str]):
+        self.dir = Path(directory)
+        self.fingerprint = dict(fingerprint)
+        start = self.dir / START
+        if start.is_file():
+            self._check(start, json.loads(start.read_text()).get("fingerprint"))
+
+    def _check(self, path: Path, got: Any) -> None:
+        if got != self.fingerprint:
+            diff = [k for k in self.fingerprint if (got or {}).get(k) != self.fingerprint[k]]
+            raise ValueError(f"{path}: recorded from another start ({', '.join(diff) or 'no fingerprint'} differ: "
+                             f"{(got or {}).get(diff[0]) if diff else None} vs {self.fingerprint[diff[0]] if diff else None}); "
+                             "its runs cannot be paired with this call's: choose another --docs folder")
+
+    def put_start(self, records: Mapping[str, Any]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._write(self.dir / START, {"fingerprint": self.fingerprint, "commit": _commit(), **records})
+
+    def get(self, name: str) -> dict | None:
+        path = self.dir / "runs" / f"{name}.json"
+        if not path.is_file():
+            return None
+        rec = json.loads(path.read_text())
+        self._check(path, rec.pop("fingerprint", None))
+        rec.pop("commit", None)
+        return rec
+
+    def put(self, name: str, record: Mapping[str, Any]) -> None:
+        (self.dir / "runs").mkdir(parents=True, exist_ok=True)
+        self._write(self.dir / "runs" / f"{name}.json", {"fingerprint": self.fingerprint, "commit": _commit(), **record})
+
+    @staticmethod
+    def _write(path: Path, obj: Mapping[str, Any]) -> None:
+        tmp = path.with_suffix(".tmp")  # a crash mid-write leaves the old record, never half a file
+        tmp.write_text(json.dumps(obj, default=float, sort_keys=True) + "\n")
+        os.replace(tmp, path)

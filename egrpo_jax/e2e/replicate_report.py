@@ -1,0 +1,206 @@
+"""`egrpo replicate`'s report: from run records (e2e/replicate.py) to report.md, summary.json and plots.
+
+Mean ± std over seeds per arm, paired 95% bootstrap intervals over questions (eval.stats) against
+GRPO and against the SFT start, the training reward net of question difficulty, tool calls per
+rollout over training, the entity-match analysis, the alpha curve, and which of the paper's claims hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from egrpo_jax.e2e.replicate import GRPO, SFT_LABEL, Arm
+from egrpo_jax.eval.analysis import plot_errorbars, plot_grouped_curves
+from egrpo_jax.eval.report import comparison_table
+from egrpo_jax.eval.stats import paired_bootstrap, score_matrix
+from egrpo_jax.eval.train_curve import third_means
+
+COMPARE_KEYS = ("pass@1", "pass@3", "tool_calls/mean", "train/tool_calls", "train/accuracy",
+                "entity_match/correct", "entity_match/wrong", "near_miss/wrong_rate", "tool_calls/std", "entity_corr")
+CURVES = (("tool_calls/per_rollout", "tool calls per rollout"), ("accuracy", "training accuracy"),
+          ("reward/mean", "reward"), ("entity_match/all", "entity match"))
+
+
+def aggregate(records: Sequence[Mapping], out_dir: str | Path, *, title: str = "GRPO vs E-GRPO",
+              notes: Sequence[str] = ()) -> Path:
+    """report.md + summary.json + plots/*.png from run records (the SFT start has arm SFT_LABEL)."""
+    out = Path(out_dir)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    groups: dict[str, list[Mapping]] = {}
+    for r in sorted(records, key=lambda r: (r["alpha"] >= 0, r.get("schedule") == "linear", r["alpha"])):
+        groups.setdefault(r["arm"], []).append(r)
+    table = comparison_table({k: [r["summary"] for r in v] for k, v in groups.items()}, COMPARE_KEYS)
+    rl_groups = {k: [r["training"] for r in v] for k, v in groups.items() if k != SFT_LABEL}
+    plots = {}
+    for key, name in CURVES:
+        fname = key.replace("/", "_") + ".png"
+        plots[name] = plot_grouped_curves(rl_groups, key, out / "plots" / fname, ylabel=name).relative_to(out)
+    paired = paired_table(groups)
+    curve = _alpha_curve(groups, out / "plots" / "alpha_curve.png")
+    if curve is not None:
+        plots["Pass@1 vs alpha"] = curve.relative_to(out)
+    entity = _entity_counts(groups)
+    columns = ("Columns: Pass@1 / Pass@3 / tool calls per rollout / entity match of correct and wrong rollouts on "
+               "the test split after training; `train/tool_calls` and `train/accuracy` are means over all training "
+               "steps; `near_miss/wrong_rate` is the fraction of wrong rollouts that match at least half the gold entities "
+               "(what E-GRPO's partial reward can rank); `tool_calls/std` the spread of tool calls per rollout; "
+               "`entity_corr` is the Pearson correlation of a rollout's entity match rate with its "
+               "correctness.")
+    ci_note = ("Differences in percentage points, mean over seeds and questions, with a 95% bootstrap interval "
+               "over questions (the same resample for every seed; seeds paired: same SFT start, questions and "
+               "sampling seeds). Tool calls: mean ± std over seeds of the per-seed difference of the training mean.")
+    lines = [f"# {title}", "", *notes, "", "## Held-out test set (mean ± std over seeds)", "", table, columns, "",
+             "## Paired differences", "", ci_note, "", *paired["lines"],
+             "", "## Entity analysis (summed over seeds)", "",
+             "| run | questions where correct rollouts match more entities | ... wrong rollouts match more |",
+             "|---|---|---|"]
+    lines += [f"| {k} | {a} | {b} |" for k, (a, b) in entity.items()]
+    lines += _excess_lines(groups)
+    lines += ["", "## The paper's claims here", "", *claims(groups, paired["diffs"], entity)]
+    lines += ["", "## Training curves (mean ± std over seeds)", ""]
+    lines += [f"![{name}]({p.as_posix()})" for name, p in plots.items()]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    (out / "summary.json").write_text(json.dumps(
+        {"groups": {k: [r["summary"] for r in v] for k, v in groups.items()},
+         "paired": {k: {m: dataclasses.asdict(d) if dataclasses.is_dataclass(d) else d for m, d in v.items()}
+                    for k, v in paired["diffs"].items()},
+         "entity_counts": entity}, indent=2, default=float, sort_keys=True) + "\n")
+    return out / "report.md"
+
+
+def _excess_lines(groups: Mapping[str, Sequence[Mapping]]) -> list[str]:
+    """Has the training reward risen? Per arm, training accuracy net of each step's question difficulty
+    (the SFT start's Pass@1 on them), first vs last third of the steps."""
+    sft = groups.get(SFT_LABEL, [{}])[0].get("rl_per_question")
+    rows = []
+    for name, runs in groups.items():
+        xs = [(r["seed"], third_means(r["train_excess"])) for r in runs if r.get("train_excess")]
+        if name == SFT_LABEL or not xs:
+            continue
+        pts = {k: [100 * t[k][0] for _, t in xs] for k in ("first", "last", "last-first")}
+        d = pts["last-first"]
+        risen = len(d) > 1 and np.mean(d) - 2 * np.std(d, ddof=1) / math.sqrt(len(d)) > 0
+        per_seed = "; ".join(f"{seed}: {100 * t['last-first'][0]:+.1f} [{100 * t['last-first'][1]:+.1f}, "
+                             f"{100 * t['last-first'][2]:+.1f}]" for seed, t in xs)
+        rows.append(f"| {name} | {len(xs)} | {_ms(pts['first'])} | {_ms(pts['last'])} | {_ms(d)} | "
+                    f"{'yes' if risen else 'no'} | {per_seed} |")
+    if not rows or sft is None:
+        return []
+    return ["", "## Training reward net of question difficulty", "",
+            f"Training accuracy per step minus the SFT start's Pass@1 on that step's questions (from an evaluation "
+            f"of the start on all {len(sft)} rl-split questions, Pass@1 {100 * np.mean([v[0] for v in sft.values()]):.1f}%), "
+            "in points: mean ± std over seeds of the first and last third of the steps. Risen: the mean "
+            "last-minus-first exceeds 2 standard errors over seeds. Per seed: last minus first with a 95% "
+            "bootstrap interval over steps.", "",
+            "| run | seeds | first third | last third | last - first | risen | per seed |", "|---|---|---|---|---|---|---|",
+            *rows]
+
+
+def _matrix(runs: Sequence[Mapping], questions: Sequence[str], which: int) -> np.ndarray:
+    return score_matrix([r["per_question"] for r in runs], questions, which)
+
+
+def paired_table(groups: Mapping[str, Sequence[Mapping]]) -> dict[str, Any]:
+    """Each RL arm vs GRPO (same seeds) and vs the SFT start: Pass@1 / Pass@3 differences with CIs."""
+    sft = groups.get(SFT_LABEL, [])
+    grpo = {r["seed"]: r for r in groups.get(GRPO.label, [])}
+    questions = sorted(sft[0]["per_question"]) if sft else sorted(next(iter(grpo.values()))["per_question"]) \
+        if grpo else []
+    diffs: dict[str, dict[str, Any]] = {}
+    rows = ["| run | seeds | Δ Pass@1 vs GRPO | Δ Pass@3 vs GRPO | Δ Pass@1 vs SFT | Δ Pass@3 vs SFT | "
+            "Δ train tool calls vs GRPO |", "|---|---|---|---|---|---|---|"]
+    for name, runs in groups.items():
+        if name == SFT_LABEL or not questions:
+            continue
+        d: dict[str, Any] = {}
+        paired = [r for r in runs if r["seed"] in grpo]
+        if name != GRPO.label and paired:
+            for which, key in ((0, "pass@1"), (1, "pass@3")):
+                d[f"{key} vs GRPO"] = paired_bootstrap(_matrix(paired, questions, which),
+                                                       _matrix([grpo[r["seed"]] for r in paired], questions, which))
+        if sft:
+            for which, key in ((0, "pass@1"), (1, "pass@3")):
+                a = _matrix(runs, questions, which)
+                d[f"{key} vs SFT"] = paired_bootstrap(a, np.repeat(_matrix(sft, questions, which), len(runs), 0))
+        tc = [r["summary"].get("train/tool_calls") - grpo[r["seed"]]["summary"].get("train/tool_calls")
+              for r in paired if r["summary"].get("train/tool_calls") is not None
+              and grpo[r["seed"]]["summary"].get("train/tool_calls") is not None]
+        diffs[name] = d
+        cell = lambda k: d[k].points() if k in d else "—"  # noqa: E731
+        tool = _ms(tc, 3) if tc and name != GRPO.label else "—"
+        rows.append(f"| {name} | {len(runs)} | {cell('pass@1 vs GRPO')} | {cell('pass@3 vs GRPO')} | "
+                    f"{cell('pass@1 vs SFT')} | {cell('pass@3 vs SFT')} | {tool} |")
+        d["train_tool_calls_vs_grpo"] = tc
+    return {"lines": rows if len(rows) > 2 else ["(no RL runs)"], "diffs": diffs}
+
+
+def claims(groups: Mapping[str, Sequence[Mapping]], diffs: Mapping[str, Mapping[str, Any]],
+           entity: Mapping[str, tuple[int, int]]) -> list[str]:
+    """One line per claim of PAPER.md, decided from the intervals (a claim holds only if its interval
+    excludes zero in the claimed direction)."""
+    out = []
+    ch = sum(a for a, _ in entity.values())
+    wh = sum(b for _, b in entity.values())
+    out.append(f"1. Correct rollouts mention more ground-truth entities than wrong ones: "
+               f"{'holds' if ch > 2 * wh else 'not shown'} ({ch} questions vs {wh}, all runs).")
+    e03 = diffs.get(Arm(0.3).label, {})
+    p1, p3 = e03.get("pass@1 vs GRPO"), e03.get("pass@3 vs GRPO")
+    if p1 is not None:
+        verdict = "holds" if p1.lo > 0 and p3.lo > 0 else ("partly" if p1.lo > 0 or p3.lo > 0 else "not shown")
+        out.append(f"2. E-GRPO (alpha=0.3) beats GRPO on Pass@1 and Pass@3: {verdict} "
+                   f"(Pass@1 {p1.points()}, Pass@3 {p3.points()} points).")
+        tc = e03.get("train_tool_calls_vs_grpo") or []
+        if tc:
+            m, sd = float(np.mean(tc)), float(np.std(tc, ddof=1)) if len(tc) > 1 else 0.0
+            fewer = m < 0 and (len(tc) > 1 and m + 2 * sd / math.sqrt(len(tc)) < 0)
+            out.append(f"3. E-GRPO uses fewer tool calls per rollout in training: {'holds' if fewer else 'not shown'} "
+                       f"({m:+.3f} ± {sd:.3f} calls over {len(tc)} seeds).")
+    e05 = groups.get(Arm(0.5).label)
+    if e05 and Arm(0.3).label in groups:
+        by_seed = {r["seed"]: r for r in groups[Arm(0.3).label]}
+        pairs = [r for r in e05 if r["seed"] in by_seed]
+        qs = sorted(pairs[0]["per_question"]) if pairs else []
+        if pairs:
+            d = paired_bootstrap(_matrix([by_seed[r["seed"]] for r in pairs], qs, 0), _matrix(pairs, qs, 0))
+            means = {k: float(np.mean([r["summary"]["pass@1"] for r in v])) for k, v in groups.items()
+                     if k != SFT_LABEL}
+            best = max(means, key=means.get)
+            out.append(f"4. alpha = 0.3 is best and 0.5 worse than 0.3: "
+                       f"{'holds' if d.lo > 0 and best == Arm(0.3).label else 'not shown'} "
+                       f"(Pass@1 0.3 minus 0.5: {d.points()} points; best mean Pass@1: {best}).")
+    return out
+
+
+def _alpha_curve(groups: Mapping[str, Sequence[Mapping]], path: Path) -> Path | None:
+    pts = sorted((runs[0]["alpha"], [r["summary"]["pass@1"] for r in runs]) for runs in groups.values()
+                 if runs and runs[0]["alpha"] >= 0 and runs[0].get("schedule", "constant") == "constant")
+    if len(pts) < 2:
+        return None
+
+    sft = groups.get(SFT_LABEL)
+    return plot_errorbars([a for a, _ in pts], [100 * np.mean(v) for _, v in pts], [100 * np.std(v) for _, v in pts],
+                          path, xlabel="alpha (0 = GRPO)", ylabel="held-out Pass@1 (%), mean ± std over seeds",
+                          title="Pass@1 vs alpha", baseline=100 * sft[0]["summary"]["pass@1"] if sft else None,
+                          baseline_label="SFT start")
+
+
+def _ms(xs: Sequence[float], digits: int = 1) -> str:
+    if not xs:
+        return "n/a"
+    sd = float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
+    return f"{np.mean(xs):+.{digits}f} ± {sd:.{digits}f}"
+
+
+def _entity_counts(groups: Mapping[str, Sequence[Mapping]]) -> dict[str, tuple[int, int]]:
+    out = {}
+    for k, runs in groups.items():
+        comps = [r["summary"].get("entity_comparison") or {} for r in runs]
+        out[k] = (sum(c.get("correct_higher", 0) for c in comps), sum(c.get("wrong_higher", 0) for c in comps))
+    return out
