@@ -45,6 +45,12 @@ from egrpo_jax.metrics_log import read_metrics
 RUN_SUMMARY = "run.json"  # per (arm, seed) run: eval summary + training metrics rows + per-question scores
 RUN_MARKER = ".egrpo-replicate-run"  # written first into every run folder replicate creates
 SFT_LABEL = "SFT (no RL)"
+# what a record keeps of each training step (the report, the training-reward curve and the step's cost);
+# the run folder's logs/metrics.jsonl keeps every metric
+RECORD_KEYS = ("step", "accuracy", "reward/mean", "reward/std", "tool_calls/per_rollout", "entity_match/all",
+               "entity_match/correct", "entity_match/wrong", "groups/informative", "skipped", "dynamic/rounds",
+               "alpha", "entropy", "kl_sampler", "ratio", "loss", "grad_norm", "response/model_tokens",
+               "response/total_tokens", "time/step_s", "time/rollout_s", "time/train_s")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +107,11 @@ def run_record(eval_dir: str, training_rows: Sequence[Mapping], *, arm: Arm | No
         summary[name] = float(np.mean(vals)) if vals else None
     return {"arm": arm.label if arm else SFT_LABEL, "alpha": arm.alpha if arm else -1.0,
             "schedule": arm.schedule if arm else "", "seed": seed, "summary": summary,
-            "training": list(training_rows), "per_question": per_question(rollouts)}
+            "training": training_record(training_rows), "per_question": per_question(rollouts)}
+
+
+def training_record(rows: Sequence[Mapping]) -> list[dict]:
+    return [{k: r[k] for k in RECORD_KEYS if k in r} for r in rows]
 
 
 def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seeds: Sequence[int],
@@ -177,6 +187,7 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
             else:
                 rec, where = _run_one(base, arm, seed, run_dir, rl_pool, test, timer, progress), run_dir
             rec = dict(_reused(rec, where, arm, base.train.steps, n_questions))
+            rec["training"] = training_record(rec["training"])  # a run.json of older code kept every metric
             rec["train_excess"] = _train_excess(rec["training"], rl_pool, base, seed, sft_rl)
             if store and stored is None:
                 store.put(name, rec)

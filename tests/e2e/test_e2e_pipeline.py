@@ -130,7 +130,7 @@ def test_replicate_resumes_a_grid_from_its_tracked_records(tmp_path):
     skip the recorded runs, once its SFT start reproduces bit for bit; other settings are refused."""
     import dataclasses
 
-    from egrpo_jax.e2e.replicate import GRPO, run_replicate
+    from egrpo_jax.e2e.replicate import GRPO, RECORD_KEYS, run_replicate
 
     pc = micro_config()
     pc = dataclasses.replace(pc, pipeline=dataclasses.replace(
@@ -141,6 +141,7 @@ def test_replicate_resumes_a_grid_from_its_tracked_records(tmp_path):
     sft, run = first["records"]
     assert sft["rl_per_question"] and len(sft["rl_per_question"]) == first["data"]["questions/rl"]
     assert len(run["train_excess"]) == 1 and (store / "runs" / "alpha0_seed0.json").is_file()
+    assert "accuracy" in run["training"][0] and set(run["training"][0]) <= set(RECORD_KEYS)  # trimmed for git
     logs = []
     again = run_replicate(pc, str(tmp_path / "b"), arms=(GRPO,), seeds=(0,), store_dir=str(store), progress=False,
                           log=logs.append)
