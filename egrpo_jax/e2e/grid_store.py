@@ -64,11 +64,12 @@ class RunStore:
             self._check(start, json.loads(start.read_text()).get("fingerprint"))
 
     def _check(self, path: Path, got: Any) -> None:
-        if got != self.fingerprint:
-            diff = [k for k in self.fingerprint if (got or {}).get(k) != self.fingerprint[k]]
-            raise ValueError(f"{path}: recorded from another start ({', '.join(diff) or 'no fingerprint'} differ: "
-                             f"{(got or {}).get(diff[0]) if diff else None} vs {self.fingerprint[diff[0]] if diff else None}); "
-                             "its runs cannot be paired with this call's: choose another --docs folder")
+        got = got if isinstance(got, dict) else {}
+        diff = sorted(k for k in set(got) | set(self.fingerprint) if got.get(k) != self.fingerprint.get(k))
+        if diff:
+            raise ValueError(f"{path}: recorded from another start ({', '.join(diff)} differ: {got.get(diff[0])} vs "
+                             f"{self.fingerprint.get(diff[0])}); its runs cannot be paired with this call's: choose "
+                             "another --docs folder")
 
     def put_start(self, records: Mapping[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -145,15 +145,15 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
     evals = [("eval_sft", test, base.eval.limit, "SFT policy")]
     if data.rl and rl_eval:  # the questions RL samples, all of them: each step's difficulty for the training curve
         evals.append(("eval_sft_rl", rl_pool, 0, "SFT policy, rl split"))
-    model = None
+    policy = None  # (model, tokenizer), loaded only if an evaluation or the fingerprint needs it
     for folder, questions, limit, title in evals:
         if not os.path.isfile(os.path.join(out_dir, folder, "summary.json")):
             with timer.phase(f"eval SFT ({folder})"):
-                model = model or load_policy(base)[1:]
+                policy = policy or load_policy(base)[1:]
                 cfg = copy.deepcopy(base)
                 cfg.eval.limit = limit
-                with build_tools(cfg, model[1]) as tools:
-                    evaluate_policy(*model, tools, questions, cfg, os.path.join(out_dir, folder), title=title,
+                with build_tools(cfg, policy[1]) as tools:
+                    evaluate_policy(*policy, tools, questions, cfg, os.path.join(out_dir, folder), title=title,
                                     progress=progress)
     sft_eval = os.path.join(out_dir, "eval_sft")
     n_questions = len(test[: base.eval.limit or None])
@@ -165,13 +165,13 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
         sft["rl_per_question"] = sft_rl
     store = None
     if store_dir:
-        model = model or load_policy(base)[1:]
+        policy = policy or load_policy(base)[1:]
         store = RunStore(store_dir, {
-            "sft_params": params_sha256(model[0]),
+            "sft_params": params_sha256(policy[0]),
             "sft_eval": hashlib.sha256(json.dumps(sft["per_question"], sort_keys=True).encode()).hexdigest(),
             "settings": settings_sha256(pc.rl, s)})
         store.put_start({"sft": sft})
-    del model
+    del policy
     records = [sft]
     for seed in seeds:
         for arm in arms:

@@ -143,6 +143,9 @@ def test_run_store_reuses_only_records_of_the_same_start(tmp_path):
     (tmp_path / "runs" / "alpha0_seed1.json").write_bytes((tmp_path / "x" / "runs" / "alpha0_seed1.json").read_bytes())
     with pytest.raises(ValueError, match=r"alpha0_seed1.json: recorded from another start \(settings differ"):
         store.get("alpha0_seed1")
+    (tmp_path / "runs" / "bare.json").write_text(json.dumps(rec))  # a record without a fingerprint
+    with pytest.raises(ValueError, match=r"bare.json: recorded from another start \(settings, sft_eval, sft_params differ"):
+        store.get("bare")
 
 
 def test_params_fingerprint_changes_with_any_parameter():
