@@ -49,6 +49,8 @@ def configure(parser) -> None:
     parser.add_argument("--docs", default=None, help="also write report.md, plots/ and every finished run's record "
                         "(start.json, runs/*.json) here, e.g. docs/replicate-grid; runs recorded there by an earlier "
                         "call (another session or machine) are reused when the SFT start and settings are the same")
+    parser.add_argument("--report-only", action="store_true", help="write the report of the runs recorded in --docs "
+                        "(start.json, runs/*.json) and stop: no data, SFT, training or evaluation")
     parser.add_argument("--quick", action="store_true", help="GRPO and alpha 0.3; seeds 0,1; 60 SFT and 4 RL steps; 48 questions")
     parser.add_argument("--alphas", default=None, help="comma-separated constant alphas instead of the paper's "
                         "arms (0, 0.1, 0.3, 0.5 and 0.3 -> 0)")
@@ -65,6 +67,8 @@ def run(args) -> int:
     from egrpo_jax.e2e.replicate_report import aggregate
     from egrpo_jax.e2e.settings import load_pipeline_config
 
+    if args.report_only:
+        return _report_only(args.docs)
     pc = load_pipeline_config(args.config or config_path(os.path.normpath(DEFAULT_CONFIG)))
     arms = tuple(Arm(a) for a in _floats(args.alphas)) if args.alphas else (QUICK_ARMS if args.quick else PAPER_ARMS)
     seeds = _ints(args.seeds) if args.seeds else (QUICK_SEEDS if args.quick else FULL_SEEDS)
@@ -96,6 +100,21 @@ def run(args) -> int:
         os.makedirs(args.docs, exist_ok=True)
         shutil.copytree(path.parent, args.docs, dirs_exist_ok=True)
         path = os.path.join(args.docs, "report.md")
+    with open(path, encoding="utf-8") as f:
+        print(f.read())
+    return 0
+
+
+def _report_only(docs: str | None) -> int:
+    from egrpo_jax.e2e.grid_store import recorded_runs
+    from egrpo_jax.e2e.replicate_report import aggregate
+
+    if not docs:
+        raise ValueError("--report-only needs --docs DIR: the folder whose recorded runs are reported")
+    records = recorded_runs(docs)
+    path = aggregate(records, docs, notes=[
+        f"Report of the {len(records) - 1} runs recorded in `{docs}` (`egrpo replicate --report-only`; nothing "
+        "was trained or evaluated for it). The config, steps and evaluation are the grid's: see its start.json."])
     with open(path, encoding="utf-8") as f:
         print(f.read())
     return 0

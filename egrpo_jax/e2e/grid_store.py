@@ -93,3 +93,14 @@ class RunStore:
         tmp = path.with_suffix(".tmp")  # a crash mid-write leaves the old record, never half a file
         tmp.write_text(json.dumps(obj, default=float, sort_keys=True) + "\n")
         os.replace(tmp, path)
+
+
+def recorded_runs(directory: str | os.PathLike) -> list[dict]:
+    """The SFT start's record and every run recorded under `directory`, each checked against the start's
+    fingerprint (for a report of a grid without its run folder: nothing is trained or evaluated)."""
+    start = Path(directory) / START
+    if not start.is_file():
+        raise FileNotFoundError(f"{start}: no such file (a folder of `egrpo replicate --docs` records has one)")
+    head = json.loads(start.read_text())
+    store = RunStore(directory, head["fingerprint"])
+    return [head["sft"], *(store.get(p.stem) for p in sorted((store.dir / "runs").glob("*.json")))]

@@ -86,19 +86,20 @@ def _excess_lines(groups: Mapping[str, Sequence[Mapping]]) -> list[str]:
             continue
         pts = {k: [100 * t[k][0] for _, t in xs] for k in ("first", "last", "last-first")}
         d = pts["last-first"]
-        risen = len(d) > 1 and np.mean(d) - 2 * np.std(d, ddof=1) / math.sqrt(len(d)) > 0
+        risen = ("n/a (1 seed)" if len(d) < 2 else
+                 "yes" if np.mean(d) - 2 * np.std(d, ddof=1) / math.sqrt(len(d)) > 0 else "no")
         per_seed = "; ".join(f"{seed}: {100 * t['last-first'][0]:+.1f} [{100 * t['last-first'][1]:+.1f}, "
                              f"{100 * t['last-first'][2]:+.1f}]" for seed, t in xs)
         rows.append(f"| {name} | {len(xs)} | {_ms(pts['first'])} | {_ms(pts['last'])} | {_ms(d)} | "
-                    f"{'yes' if risen else 'no'} | {per_seed} |")
+                    f"{risen} | {per_seed} |")
     if not rows or sft is None:
         return []
     return ["", "## Training reward net of question difficulty", "",
             f"Training accuracy per step minus the SFT start's Pass@1 on that step's questions (from an evaluation "
             f"of the start on all {len(sft)} rl-split questions, Pass@1 {100 * np.mean([v[0] for v in sft.values()]):.1f}%), "
             "in points: mean ± std over seeds of the first and last third of the steps. Risen: the mean "
-            "last-minus-first exceeds 2 standard errors over seeds. Per seed: last minus first with a 95% "
-            "bootstrap interval over steps.", "",
+            "last-minus-first exceeds 2 standard errors over seeds (needs 2 or more seeds). Per seed: last minus "
+            "first with a 95% bootstrap interval over steps.", "",
             "| run | seeds | first third | last third | last - first | risen | per seed |", "|---|---|---|---|---|---|---|",
             *rows]
 

@@ -197,3 +197,23 @@ def test_report_says_whether_the_training_reward_rose(tmp_path):
     assert "all 8 rl-split questions, Pass@1 50.0%" in text
     assert "| GRPO (alpha=0) | 3 | +0.0 ± 0.0 | +25.0 ± 5.0 | +25.0 ± 5.0 | yes | 0: +30.0 [+30.0, +30.0];" in text
     assert "| E-GRPO (alpha=0.3) | 3 |" in text and "| no |" in text
+    one_seed = aggregate([r for r in recs if r["seed"] <= 0], tmp_path / "one").read_text()
+    assert "| GRPO (alpha=0) | 1 | +0.0 ± 0.0 | +30.0 ± 0.0 | +30.0 ± 0.0 | n/a (1 seed) |" in one_seed
+
+
+def test_report_only_reports_the_recorded_runs_without_running_anything(tmp_path, capsys):
+    from egrpo_jax import cli
+    from egrpo_jax.e2e.grid_store import RunStore
+
+    store = RunStore(tmp_path, {"sft_params": "aa", "sft_eval": "bb", "settings": "cc"})
+    store.put_start({"sft": _rec(None, -1, 0.20, 2.0)})
+    store.put("alpha0_seed0", _rec(GRPO, 0, 0.30, 2.0))
+    store.put("alpha0.3_seed0", _rec(Arm(0.3), 0, 0.40, 1.5))
+    assert cli.main(["replicate", "--report-only", "--docs", str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "Report of the 2 runs recorded in" in text and "| E-GRPO (alpha=0.3) | 1 | +10.0 [" in text
+    assert not (tmp_path / "data").exists() and not (tmp_path / "sft").exists()
+    assert cli.main(["replicate", "--report-only"]) == 2
+    assert "--report-only needs --docs DIR" in capsys.readouterr().err
+    assert cli.main(["replicate", "--report-only", "--docs", str(tmp_path / "none")]) == 2
+    assert "start.json: no such file" in capsys.readouterr().err
