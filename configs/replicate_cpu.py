@@ -16,8 +16,8 @@ claims need (issue 10, item 5):
 Same policy shape and recipes as the demo (docs/rl-diagnosis.md), with a longer cold start (800 SFT
 steps on the 1158 train demos: Pass@1 40.0%, 16.1% of its wrong rollouts are near-misses, under the
 issue's 20% target; 21.9% when SFT also held the RL questions) and 8
-questions x G = 8 per step because rollouts are ~2.5x longer. The full grid is not run yet
-(docs/replicate.md: measured phase costs); `egrpo replicate --quick` (60 SFT steps, 2 arms x 2 seeds
+questions x G = 8 per step because rollouts are ~2.5x longer. Seed 0 of the grid is run
+(docs/replicate-grid; docs/replicate.md: results and phase costs); `egrpo replicate --quick` (60 SFT steps, 2 arms x 2 seeds
 x 4 steps, 48 questions) checks that every phase runs.
 """
 
