@@ -36,12 +36,18 @@ def params_sha256(model) -> str:
     return h.hexdigest()
 
 
-def settings_sha256(rl_config, pipeline_settings) -> str:
-    """SHA-256 of the RL config as the config file and overrides give it (before run paths are filled
-    in) and of the pipeline settings (world, demos, tools, evaluation)."""
-    text = rl_config.to_json(sort_keys=True) + json.dumps(dataclasses.asdict(pipeline_settings), sort_keys=True,
-                                                          default=str)
+def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def fingerprint(model, sft_per_question: Mapping[str, Any], rl_config, pipeline_settings) -> dict[str, str]:
+    """What a record must share to be paired with this grid's runs: the SFT start's parameters, its
+    per-question test scores, and the RL config as the config file and overrides give it (before run
+    paths are filled in) with the pipeline settings (world, demos, tools, evaluation)."""
+    settings = rl_config.to_json(sort_keys=True) + json.dumps(dataclasses.asdict(pipeline_settings),
+                                                              sort_keys=True, default=str)
+    return {"sft_params": params_sha256(model), "sft_eval": _sha256(json.dumps(sft_per_question, sort_keys=True)),
+            "settings": _sha256(settings)}
 
 
 def _commit() -> str:

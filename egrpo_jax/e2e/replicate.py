@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -39,7 +38,7 @@ from egrpo_jax.rl.sft import run_sft
 from egrpo_jax.eval.report import ROLLOUTS_FILE, load_summary
 from egrpo_jax.eval.stats import per_question
 from egrpo_jax.eval.train_curve import excess_per_step
-from egrpo_jax.e2e.grid_store import RunStore, params_sha256, settings_sha256
+from egrpo_jax.e2e.grid_store import RunStore, fingerprint
 from egrpo_jax.metrics_log import read_metrics
 
 RUN_SUMMARY = "run.json"  # per (arm, seed) run: eval summary + training metrics rows + per-question scores
@@ -166,10 +165,7 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
     store = None
     if store_dir:
         policy = policy or load_policy(base)[1:]
-        store = RunStore(store_dir, {
-            "sft_params": params_sha256(policy[0]),
-            "sft_eval": hashlib.sha256(json.dumps(sft["per_question"], sort_keys=True).encode()).hexdigest(),
-            "settings": settings_sha256(pc.rl, s)})
+        store = RunStore(store_dir, fingerprint(policy[0], sft["per_question"], pc.rl, s))
         store.put_start({"sft": sft})
     del policy
     records = [sft]
@@ -187,7 +183,7 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
             else:
                 rec, where = _run_one(base, arm, seed, run_dir, rl_pool, test, timer, progress), run_dir
             rec = dict(_reused(rec, where, arm, base.train.steps, n_questions))
-            rec["training"] = training_record(rec["training"])  # a run.json of older code kept every metric
+            rec["training"] = training_record(rec["training"])  # run.json written before RECORD_KEYS kept all
             rec["train_excess"] = _train_excess(rec["training"], rl_pool, base, seed, sft_rl)
             if store and stored is None:
                 store.put(name, rec)
