@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from egrpo_jax.runtime import machine_facts
+
 START = "start.json"
 
 
@@ -59,6 +61,10 @@ def _commit() -> str:
         return ""
 
 
+def _machine_line(m: Mapping[str, Any]) -> str:
+    return f"{m.get('cpu', '?')} [{'+'.join(m.get('isa') or ['?'])}], {m.get('cores', '?')} cores, XLA_FLAGS={m.get('xla_flags', '')!r}"
+
+
 class RunStore:
     """Finished run records under `directory`, all from the start named by `fingerprint`."""
 
@@ -67,32 +73,39 @@ class RunStore:
         self.fingerprint = dict(fingerprint)
         start = self.dir / START
         if start.is_file():
-            self._check(start, json.loads(start.read_text()).get("fingerprint"))
+            head = json.loads(start.read_text())
+            self._check(start, head.get("fingerprint"), head.get("machine"))
 
-    def _check(self, path: Path, got: Any) -> None:
+    def _check(self, path: Path, got: Any, machine: Any = None) -> None:
         got = got if isinstance(got, dict) else {}
         diff = sorted(k for k in set(got) | set(self.fingerprint) if got.get(k) != self.fingerprint.get(k))
         if diff:
+            # the machine is named because another CPU's arithmetic is the usual cause (runtime.py)
+            where = (f"; recorded on {_machine_line(machine)}, this is {_machine_line(machine_facts())}"
+                     if isinstance(machine, dict) else "")
             raise ValueError(f"{path}: recorded from another start ({', '.join(diff)} differ: {got.get(diff[0])} vs "
-                             f"{self.fingerprint.get(diff[0])}); its runs cannot be paired with this call's: choose "
-                             "another --docs folder")
+                             f"{self.fingerprint.get(diff[0])}{where}); its runs cannot be paired with this call's: "
+                             "choose another --docs folder")
 
     def put_start(self, records: Mapping[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._write(self.dir / START, {"fingerprint": self.fingerprint, "commit": _commit(), **records})
+        self._write(self.dir / START, {"fingerprint": self.fingerprint, "commit": _commit(),
+                                       "machine": machine_facts(), **records})
 
     def get(self, name: str) -> dict | None:
         path = self.dir / "runs" / f"{name}.json"
         if not path.is_file():
             return None
         rec = json.loads(path.read_text())
-        self._check(path, rec.pop("fingerprint", None))
+        self._check(path, rec.pop("fingerprint", None), rec.get("machine"))
         rec.pop("commit", None)
+        rec.pop("machine", None)
         return rec
 
     def put(self, name: str, record: Mapping[str, Any]) -> None:
         (self.dir / "runs").mkdir(parents=True, exist_ok=True)
-        self._write(self.dir / "runs" / f"{name}.json", {"fingerprint": self.fingerprint, "commit": _commit(), **record})
+        self._write(self.dir / "runs" / f"{name}.json", {"fingerprint": self.fingerprint, "commit": _commit(),
+                                                          "machine": machine_facts(), **record})
 
     @staticmethod
     def _write(path: Path, obj: Mapping[str, Any]) -> None:

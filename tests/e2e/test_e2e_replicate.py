@@ -135,7 +135,11 @@ def test_run_store_reuses_only_records_of_the_same_start(tmp_path):
     store.put("alpha0_seed0", rec)
     assert json.loads(json.dumps(rec)) == RunStore(tmp_path, fp).get("alpha0_seed0")
     assert not list(tmp_path.rglob("*.tmp"))  # written whole, then renamed
-    with pytest.raises(ValueError, match=r"start.json: recorded from another start \(sft_params differ: aa vs zz\)"):
+    # the refusal names the machine the start was recorded on and this one (another CPU's arithmetic)
+    machine = json.loads((tmp_path / "start.json").read_text())["machine"]
+    assert machine["cores"] >= 1 and "xla_cpu_max_isa=AVX2" in machine["xla_flags"]
+    with pytest.raises(ValueError, match=r"start.json: recorded from another start \(sft_params differ: aa vs zz; "
+                                         r"recorded on .+ cores, XLA_FLAGS=.+, this is .+ cores, .+\)"):
         RunStore(tmp_path, {**fp, "sft_params": "zz"})
     # a run record written under another start, next to this start's start.json: refused too
     other = RunStore(tmp_path / "x", {**fp, "settings": "dd"})

@@ -1,0 +1,60 @@
+"""The CPU arithmetic pin (runtime.pin_cpu_numerics): what it adds to XLA_FLAGS, that a flag the
+user gave wins, and that the CLI path computes exactly what the explicit flags compute."""
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from egrpo_jax import runtime
+
+pytestmark = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 pin")
+
+# a jitted matmul + softmax chain whose float bits depend on the kernels XLA picks
+_PROBE = """
+import hashlib, os, sys
+from egrpo_jax import runtime
+if sys.argv[1] == "pin":
+    runtime.apply_env()
+import jax, jax.numpy as jnp, numpy as np
+x = jnp.asarray(np.random.default_rng(0).standard_normal((64, 256)), jnp.float32)
+w = jnp.asarray(np.random.default_rng(1).standard_normal((256, 256)) / 16, jnp.float32)
+def f(x, w):
+    for _ in range(4):
+        x = jax.nn.softmax(x @ w, -1) * 256.0
+    return jax.grad(lambda w: jnp.sum(jnp.tanh(x @ w)))(w)
+print(os.environ.get("XLA_FLAGS", ""), "|", hashlib.sha256(np.asarray(jax.jit(f)(x, w)).tobytes()).hexdigest())
+"""
+
+
+def _probe(mode: str, xla_flags: str | None) -> tuple[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "EGRPO_CPU_DEVICES")}
+    env["JAX_PLATFORMS"] = "cpu"
+    if xla_flags is not None:
+        env["XLA_FLAGS"] = xla_flags
+    out = subprocess.run([sys.executable, "-c", _PROBE, mode], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    flags, digest = out.stdout.strip().rsplit("|", 1)
+    return flags.strip(), digest.strip()
+
+
+def test_the_pin_is_applied_before_jax_and_computes_as_the_explicit_flags():
+    flags, pinned = _probe("pin", None)
+    assert flags.split() == ["--xla_cpu_max_isa=AVX2", "--xla_cpu_experimental_ynn_fusion_type="]
+    explicit = " ".join(f"{k}={v}" for k, v in runtime.PINNED_CPU_FLAGS.items())
+    assert _probe("plain", explicit)[1] == pinned
+
+
+def test_a_flag_the_user_gave_is_kept_and_the_other_is_added():
+    flags, _ = _probe("pin", "--xla_cpu_max_isa=AVX --xla_force_host_platform_device_count=1")
+    assert flags.split() == ["--xla_cpu_max_isa=AVX", "--xla_force_host_platform_device_count=1",
+                             "--xla_cpu_experimental_ynn_fusion_type="]
+
+
+def test_machine_facts_name_the_cpu_cores_and_flags():
+    m = runtime.machine_facts()
+    assert m["cores"] >= 1 and isinstance(m["cpu"], str) and m["cpu"]
+    assert "--xla_cpu_max_isa=AVX2" in m["xla_flags"]  # conftest pinned this process
+    assert set(m["isa"]) <= {"avx2", "avx512f"}
