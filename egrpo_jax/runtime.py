@@ -5,8 +5,8 @@ CPU devices so every sharded path (mesh, shardings, collectives) runs on a lapto
 
 Reproducible CPU arithmetic: XLA:CPU chooses kernels by the CPU it runs on (its code generation by
 the widest vector ISA, YNNPACK's dot kernels by CPUID), and the summation order changes with them,
-so one seed trained to different weights on an AVX-512 and an AVX2 machine (a replicate grid's SFT
-start: 37.3% vs 40.0% test Pass@1). `pin_cpu_numerics` caps code generation at AVX2 and turns the
+so one seed can train to different weights on two machines (a replicate grid's SFT start scored
+37.3% test Pass@1 on a Zen 4 with AVX-512 and 40.0% on an earlier machine whose CPU was not recorded). `pin_cpu_numerics` caps code generation at AVX2 and turns the
 YNNPACK fusions off (on a 2-core Zen 3 a 16 x 768-token decoder gradient took 2.78 s pinned vs
 3.27 s by default: not slower). The result still depends on the number of usable cores (XLA's intra-op
 partition), so a 16-core machine matches a 2-core one only under `taskset -c 0,1`.
@@ -73,9 +73,10 @@ def machine_facts() -> dict[str, object]:
 
 def apply_env() -> None:
     """Pin the CPU arithmetic and honour EGRPO_CPU_DEVICES if set (used by the CLI and the test suite)."""
-    pin_cpu_numerics()
     n = os.environ.get("EGRPO_CPU_DEVICES")
-    if n:
+    if not n:
+        pin_cpu_numerics()  # set_cpu_devices pins too
+    else:
         try:
             count = int(n)
         except ValueError:

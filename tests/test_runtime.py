@@ -1,5 +1,5 @@
 """The CPU arithmetic pin (runtime.pin_cpu_numerics): what it adds to XLA_FLAGS, that a flag the
-user gave wins, and that the CLI path computes exactly what the explicit flags compute."""
+user gave wins, and that it takes effect (the bits differ from XLA's default kernels')."""
 
 import os
 import platform
@@ -40,11 +40,11 @@ def _probe(mode: str, xla_flags: str | None) -> tuple[str, str]:
     return flags.strip(), digest.strip()
 
 
-def test_the_pin_is_applied_before_jax_and_computes_as_the_explicit_flags():
+def test_the_pin_is_applied_before_jax_and_changes_the_kernels():
     flags, pinned = _probe("pin", None)
     assert flags.split() == ["--xla_cpu_max_isa=AVX2", "--xla_cpu_experimental_ynn_fusion_type="]
-    explicit = " ".join(f"{k}={v}" for k, v in runtime.PINNED_CPU_FLAGS.items())
-    assert _probe("plain", explicit)[1] == pinned
+    # YNNPACK's dot fusions are XLA:CPU's default: with them off the same program gives other bits
+    assert _probe("plain", None)[1] != pinned
 
 
 def test_a_flag_the_user_gave_is_kept_and_the_other_is_added():
