@@ -68,7 +68,30 @@ def machine_facts() -> dict[str, object]:
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "isa": isa, "cores": cores, "xla_flags": os.environ.get("XLA_FLAGS", "")}
+    return {"cpu": cpu, "isa": isa, "cores": cores, "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "probe": arithmetic_probe()}
+
+
+def arithmetic_probe() -> str:
+    """16 hex digits of a SHA-256 over the bits of a jitted matmul + softmax chain and a gradient with row and
+    column reductions on fixed inputs (imports jax; half a second). Two processes whose probes differ do not train one seed to the same weights, so
+    a grid recorded elsewhere is refused in seconds, not after its SFT start is trained again (grid_store)."""
+    import hashlib  # noqa: PLC0415
+
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    n, d = 1024, 768  # big enough that XLA splits the work over the cores (1 and 2 cores differ), as in training
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((n, d)), jnp.float32)
+    w = jnp.asarray(np.random.default_rng(1).standard_normal((d, d)) / np.sqrt(d), jnp.float32)
+
+    def f(x, w):
+        for _ in range(4):
+            x = jax.nn.softmax(x @ w, -1) * d
+        return jax.grad(lambda w: jnp.sum(jnp.tanh(x @ w)) + jnp.sum(jnp.log(jnp.sum(jnp.exp(x @ w / d), 0))))(w)
+
+    return hashlib.sha256(np.asarray(jax.jit(f)(x, w)).tobytes()).hexdigest()[:16]
 
 
 def apply_env() -> None:

@@ -12,22 +12,13 @@ from egrpo_jax import runtime
 
 pytestmark = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 pin")
 
-# a jitted matmul + softmax chain whose float bits depend on the kernels XLA picks
 _PROBE = """
-import hashlib, os, sys
+import os, sys
 from egrpo_jax import runtime
 if sys.argv[1] == "pin":
     runtime.apply_env()
-import jax, jax.numpy as jnp, numpy as np
-x = jnp.asarray(np.random.default_rng(0).standard_normal((64, 256)), jnp.float32)
-w = jnp.asarray(np.random.default_rng(1).standard_normal((256, 256)) / 16, jnp.float32)
-def f(x, w):
-    for _ in range(4):
-        x = jax.nn.softmax(x @ w, -1) * 256.0
-    return jax.grad(lambda w: jnp.sum(jnp.tanh(x @ w)))(w)
-print(os.environ.get("XLA_FLAGS", ""), "|", hashlib.sha256(np.asarray(jax.jit(f)(x, w)).tobytes()).hexdigest())
+print(os.environ.get("XLA_FLAGS", ""), "|", runtime.arithmetic_probe())
 """
-
 
 def _probe(mode: str, xla_flags: str | None) -> tuple[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "EGRPO_CPU_DEVICES")}
@@ -43,6 +34,7 @@ def _probe(mode: str, xla_flags: str | None) -> tuple[str, str]:
 def test_the_pin_is_applied_before_jax_and_changes_the_kernels():
     flags, pinned = _probe("pin", None)
     assert flags.split() == ["--xla_cpu_max_isa=AVX2", "--xla_cpu_experimental_ynn_fusion_type="]
+    assert _probe("pin", None)[1] == pinned  # a process's arithmetic is reproducible
     # YNNPACK's dot fusions are XLA:CPU's default: with them off the same program gives other bits
     assert _probe("plain", None)[1] != pinned
 
@@ -58,3 +50,4 @@ def test_machine_facts_name_the_cpu_cores_and_flags():
     assert m["cores"] >= 1 and isinstance(m["cpu"], str) and m["cpu"]
     assert "--xla_cpu_max_isa=AVX2" in m["xla_flags"]  # conftest pinned this process
     assert set(m["isa"]) <= {"avx2", "avx512f"}
+    assert len(m["probe"]) == 16 and m["probe"] == runtime.arithmetic_probe()

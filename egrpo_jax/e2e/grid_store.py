@@ -62,7 +62,26 @@ def _commit() -> str:
 
 
 def _machine_line(m: Mapping[str, Any]) -> str:
-    return f"{m.get('cpu', '?')} [{'+'.join(m.get('isa') or ['?'])}], {m.get('cores', '?')} cores, XLA_FLAGS={m.get('xla_flags', '')!r}"
+    return (f"{m.get('cpu', '?')} [{'+'.join(m.get('isa') or ['?'])}], {m.get('cores', '?')} cores, "
+            f"XLA_FLAGS={m.get('xla_flags', '')!r}, arithmetic probe {m.get('probe', '(not recorded)')}")
+
+
+def check_arithmetic(directory: str | os.PathLike) -> None:
+    """Before an SFT start is trained again to continue the grid recorded in `directory`: the recorded
+    machine's arithmetic probe (runtime.arithmetic_probe) must be this machine's, or the start cannot
+    reproduce and the fingerprint would refuse it half an hour later. Records without a probe (before
+    it was kept) are left to the fingerprint."""
+    start = Path(directory) / START
+    if not start.is_file():
+        return
+    machine = json.loads(start.read_text()).get("machine")
+    if not isinstance(machine, dict) or "probe" not in machine:
+        return
+    here = machine_facts()
+    if machine["probe"] != here["probe"]:
+        raise ValueError(f"{start}: recorded on {_machine_line(machine)}; this is {_machine_line(here)}: the "
+                         "arithmetic differs, so the SFT start cannot be reproduced and its runs cannot be continued "
+                         "here: run on a machine like the recorded one (cores: taskset) or choose another --docs folder")
 
 
 class RunStore:

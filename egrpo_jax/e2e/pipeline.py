@@ -33,6 +33,8 @@ from egrpo_jax.models.tokenizer_io import load_tokenizer
 from egrpo_jax.rl.loop import run_train
 from egrpo_jax.rl.sft import run_sft
 
+SFT_SAVE_EVERY = 100  # SFT steps between checkpoints (the last checkpoint.keep of them stay)
+
 # Rows of the before/after table: (summary key, label).
 TABLE_KEYS = (
     ("pass@1", "Pass@1"),
@@ -92,7 +94,9 @@ def run_configs(pc: PipelineConfig, data: DataPaths, out_dir: str, *, model_path
             cfg.model.path, cfg.model.tokenizer = "", data.tokenizer
             cfg.model.tiny.vocab_size = int(tokenizer_vocab)
         cfg.checkpoint.dir = os.path.join(out_dir, name, "ckpt")
-        cfg.checkpoint.every = cfg.train.steps  # the final step only: the runs are short
+        # RL runs are short: the final step only. The cold start (replicate's takes half an hour) saves as it
+        # goes, so a stopped `egrpo replicate` continues it (replicate.sft_start) instead of starting over
+        cfg.checkpoint.every = min(cfg.train.steps, SFT_SAVE_EVERY) if name == "sft" else cfg.train.steps
         cfg.checkpoint.resume = False
         cfg.checkpoint.init_from = os.path.join(out_dir, "sft", "ckpt") if name == "rl" else ""
         cfg.logging.dir = os.path.join(out_dir, name, "logs")

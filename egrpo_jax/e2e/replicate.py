@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from egrpo_jax.assembly import build_tools
+from egrpo_jax.checkpoint import Checkpointer
 from egrpo_jax.data.io import load_questions
 from egrpo_jax.datagen.synth.build import existing_data
 from egrpo_jax.e2e.pipeline import (
@@ -38,7 +39,7 @@ from egrpo_jax.rl.sft import run_sft
 from egrpo_jax.eval.report import ROLLOUTS_FILE, load_summary
 from egrpo_jax.eval.stats import per_question
 from egrpo_jax.eval.train_curve import excess_per_step
-from egrpo_jax.e2e.grid_store import RunStore, fingerprint
+from egrpo_jax.e2e.grid_store import RunStore, check_arithmetic, fingerprint
 from egrpo_jax.metrics_log import read_metrics
 
 RUN_SUMMARY = "run.json"  # per (arm, seed) run: eval summary + training metrics rows + per-question scores
@@ -128,6 +129,8 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
     quiet_tensorboard()
     timer = Timer(log)
     s = pc.pipeline
+    if store_dir:
+        check_arithmetic(store_dir)  # seconds, before the half-hour SFT start a refusal would waste
     data_dir = os.path.join(out_dir, "data")
     data = existing_data(data_dir)  # a resumed replicate keeps its data (the SFT checkpoint depends on it)
     if data is None:
@@ -135,11 +138,7 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
             data = build_pipeline_data(s, data_dir)
     sft_cfg, base = run_configs(pc, data, out_dir, tokenizer_vocab=tokenizer_vocab(data))
     sft_cfg.logging.progress = base.logging.progress = progress
-    if os.path.isdir(sft_cfg.checkpoint.dir):  # resume a replicate: the SFT checkpoint is shared
-        log(f"   reusing the SFT checkpoint in {sft_cfg.checkpoint.dir}")
-    else:
-        with timer.phase("sft"):
-            run_sft(sft_cfg)
+    sft_start(sft_cfg, timer, log)
     test, rl_pool = load_questions(data.test), load_questions(base.data.questions)
     evals = [("eval_sft", test, base.eval.limit, "SFT policy")]
     if data.rl and rl_eval:  # the questions RL samples, all of them: each step's difficulty for the training curve
@@ -193,6 +192,37 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
                          "sft_steps": sft_cfg.train.steps, "group_size": base.rl.group_size,
                          "questions_per_step": base.data.batch_size, "eval_k": s.eval_k,
                          "eval_questions": s.eval_questions or data.stats["questions/test"]}}
+
+
+def sft_start(sft_cfg, timer: Timer, log: Callable[[str], None]) -> None:
+    """The SFT checkpoint every arm starts from: reused when it holds the final step, continued from its
+    latest saved step when an earlier call was stopped mid-way (a resumed SFT ends with the same params:
+    tests/e2e/test_e2e_pipeline.py), trained otherwise."""
+    steps, where = sft_cfg.train.steps, sft_cfg.checkpoint.dir
+    latest = saved_step(where)
+    if latest == steps:
+        log(f"   reusing the SFT checkpoint in {where}")
+        return
+    if latest is not None and latest > steps:
+        raise ValueError(f"{where}: holds SFT step {latest}, this call trains {steps} steps: choose another --out "
+                         "or move it away")
+    if latest is not None:
+        log(f"   continuing the stopped SFT in {where} from step {latest} of {steps}")
+    cfg = copy.deepcopy(sft_cfg)
+    cfg.checkpoint.resume = True
+    with timer.phase("sft"):
+        run_sft(cfg)
+
+
+def saved_step(directory: str) -> int | None:
+    """The latest complete step in a checkpoint folder (None: no folder or no complete step)."""
+    if not os.path.isdir(directory):
+        return None
+    ckpt = Checkpointer(directory)
+    try:
+        return ckpt.latest_step()
+    finally:
+        ckpt.close()
 
 
 def _run_one(base, arm: Arm, seed: int, run_dir: str, rl_pool, test, timer: Timer, progress: bool) -> dict:

@@ -153,3 +153,39 @@ def test_replicate_resumes_a_grid_from_its_tracked_records(tmp_path):
     with pytest.raises(ValueError, match=r"start.json: recorded from another start \(settings differ"):
         run_replicate(pc, str(tmp_path / "b"), arms=(GRPO,), seeds=(0,), store_dir=str(store), progress=False,
                       log=lambda _: None)
+
+
+def test_a_stopped_replicate_sft_is_continued_to_the_same_params(tmp_path):
+    """replicate's SFT start, stopped after step 2 of 4 (its folder holds steps <= 2, as after a kill), is
+    continued from step 2 and ends bit for bit where an uninterrupted one ends; a finished one is reused,
+    one of more steps than asked is refused. (Before: any existing folder counted as finished.)"""
+    import shutil
+
+    from egrpo_jax.e2e.grid_store import params_sha256
+    from egrpo_jax.e2e.pipeline import Timer, build_pipeline_data, load_policy, run_configs, tokenizer_vocab
+    from egrpo_jax.e2e.replicate import saved_step, sft_start
+
+    pc = micro_config()
+    pc.sft.train.steps = 4
+    data = build_pipeline_data(pc.pipeline, str(tmp_path / "data"))
+    logs, params = [], {}
+    for run in ("whole", "stopped"):
+        sft_cfg, rl_cfg = run_configs(pc, data, str(tmp_path / run), tokenizer_vocab=tokenizer_vocab(data))
+        sft_cfg.checkpoint.every = 1  # saves after every step (keep 3: steps 2, 3, 4 stay)
+        sft_start(sft_cfg, Timer(logs.append), logs.append)
+        if run == "stopped":
+            for step in (3, 4):
+                shutil.rmtree(os.path.join(sft_cfg.checkpoint.dir, str(step)))
+            assert saved_step(sft_cfg.checkpoint.dir) == 2
+            logs.clear()
+            sft_start(sft_cfg, Timer(logs.append), logs.append)
+            assert any("continuing the stopped SFT" in line and "from step 2 of 4" in line for line in logs), logs
+        assert saved_step(sft_cfg.checkpoint.dir) == 4
+        params[run] = params_sha256(load_policy(rl_cfg)[1])
+    assert params["stopped"] == params["whole"]
+    logs.clear()
+    sft_start(sft_cfg, Timer(logs.append), logs.append)
+    assert logs == [f"   reusing the SFT checkpoint in {sft_cfg.checkpoint.dir}"]
+    sft_cfg.train.steps = 3
+    with pytest.raises(ValueError, match=r"ckpt: holds SFT step 4, this call trains 3 steps"):
+        sft_start(sft_cfg, Timer(logs.append), logs.append)

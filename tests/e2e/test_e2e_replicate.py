@@ -1,6 +1,7 @@
 """replicate's aggregation: paired differences, mean ± std tables, correlation, curves."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,6 +151,32 @@ def test_run_store_reuses_only_records_of_the_same_start(tmp_path):
     (tmp_path / "runs" / "bare.json").write_text(json.dumps(rec))  # a record without a fingerprint
     with pytest.raises(ValueError, match=r"bare.json: recorded from another start \(settings, sft_eval, sft_params differ"):
         store.get("bare")
+
+
+def test_a_grid_recorded_with_other_arithmetic_is_refused_before_anything_is_trained(tmp_path):
+    from egrpo_jax.e2e.grid_store import RunStore, check_arithmetic
+    from egrpo_jax.e2e.replicate import run_replicate
+    from egrpo_jax.e2e.settings import load_pipeline_config
+
+    check_arithmetic(tmp_path)  # no grid recorded yet
+    RunStore(tmp_path, {"sft_params": "aa"}).put_start({"sft": {"arm": SFT_LABEL}})
+    check_arithmetic(tmp_path)  # recorded here: same probe
+    start = tmp_path / "start.json"
+    head = json.loads(start.read_text())
+    here = head["machine"]["probe"]
+    head["machine"].update(cpu="Other CPU (family 1 model 2)", probe="0123456789abcdef")
+    start.write_text(json.dumps(head))
+    with pytest.raises(ValueError, match=r"start.json: recorded on Other CPU .+ arithmetic probe 0123456789abcdef; "
+                                         rf"this is .+ arithmetic probe {here}: the arithmetic differs"):
+        check_arithmetic(tmp_path)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="the arithmetic differs"):
+        run_replicate(load_pipeline_config(str(Path(__file__).parents[2] / "configs" / "replicate_cpu.py")), str(out), arms=(GRPO,), seeds=(0,),
+                      store_dir=str(tmp_path), progress=False, log=lambda _: None)
+    assert not out.exists()  # refused before the data and the SFT start
+    del head["machine"]["probe"]  # a grid recorded before the probe was kept: left to the fingerprint
+    start.write_text(json.dumps(head))
+    check_arithmetic(tmp_path)
 
 
 def test_params_fingerprint_changes_with_any_parameter():
