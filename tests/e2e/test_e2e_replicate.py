@@ -248,3 +248,20 @@ def test_report_only_reports_the_recorded_runs_without_running_anything(tmp_path
     assert "--report-only needs --docs DIR" in capsys.readouterr().err
     assert cli.main(["replicate", "--report-only", "--docs", str(tmp_path / "none")]) == 2
     assert "start.json: no such file" in capsys.readouterr().err
+
+
+def test_grid_records_under_docs_are_not_ignored_by_git():
+    """The records a grid keeps with --docs docs/<grid> (start.json, runs/<name>.json) must be committable:
+    a `runs/` pattern in .gitignore once swallowed every run record of docs/replicate-grid."""
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout")
+    for path in ("docs/replicate-grid-pinned/start.json", "docs/replicate-grid-pinned/runs/alpha0_seed0.json",
+                 "docs/any-grid/runs/alpha0.3_seed4.json"):
+        out = subprocess.run(["git", "check-ignore", "-v", path], cwd=root, capture_output=True, text=True)
+        assert out.returncode == 1, f"{path} is ignored by {out.stdout.strip()}"
+    # the run folders themselves (checkpoints) stay out of git
+    assert subprocess.run(["git", "check-ignore", "-q", "runs/grid/sft/ckpt"], cwd=root).returncode == 0
