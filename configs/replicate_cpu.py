@@ -16,8 +16,9 @@ claims need (issue 10, item 5):
 Same policy shape and recipes as the demo (docs/rl-diagnosis.md), with a longer cold start (800 SFT
 steps on the 1158 train demos: Pass@1 40.0%, 16.1% of its wrong rollouts are near-misses, under the
 issue's 20% target; 21.9% when SFT also held the RL questions) and 8
-questions x G = 8 per step because rollouts are ~2.5x longer. Seed 0 of the grid is run
-(docs/replicate-grid; docs/replicate.md: results and phase costs); `egrpo replicate --quick` (60 SFT steps, 2 arms x 2 seeds
+questions x G = 8 per step because rollouts are ~2.5x longer. The grid with pinned arithmetic is
+under way in docs/replicate-grid-pinned (its start: 34.2% test Pass@1, 18.1% near-misses; an earlier
+unpinned grid, docs/replicate-grid, ran seed 0; docs/replicate.md: results and phase costs); `egrpo replicate --quick` (60 SFT steps, 2 arms x 2 seeds
 x 4 steps, 48 questions) checks that every phase runs.
 """
 
