@@ -6,14 +6,17 @@ CPU devices so every sharded path (mesh, shardings, collectives) runs on a lapto
 Reproducible CPU arithmetic: XLA:CPU chooses kernels by the CPU it runs on (its code generation by
 the widest vector ISA, YNNPACK's dot kernels by CPUID), and the summation order changes with them,
 so one seed can train to different weights on two machines (a replicate grid's SFT start scored
-37.3% test Pass@1 on a Zen 4 with AVX-512 and 40.0% on an earlier machine whose CPU was not recorded). `pin_cpu_numerics` caps code generation at AVX2 and turns the
-YNNPACK fusions off (on a 2-core Zen 3 a 16 x 768-token decoder gradient took 2.78 s pinned vs
-3.27 s by default; on a 2-core Intel Xeon with AVX-512 an RL train step of 16 x 768 tokens, bench_train, 1.99 / 1.91 s pinned vs 1.95 / 2.05 s: the same). The result still depends on the number of usable cores (XLA's intra-op
-partition), so a 16-core machine matches a 2-core one only under `taskset -c 0,1`.
+37.3% test Pass@1 on a Zen 4 with AVX-512 and 40.0% on an earlier machine whose CPU was not recorded).
+`pin_cpu_numerics` caps code generation at AVX2 and turns the YNNPACK fusions off. Not slower: on a
+2-core Zen 3 a 16 x 768-token decoder gradient took 2.78 s pinned vs 3.27 s by default; on a 2-core
+Intel Xeon with AVX-512 an RL train step of 16 x 768 tokens (bench_train) 1.99 / 1.91 s vs 1.95 / 2.05 s.
+The result still depends on the number of usable cores (XLA's intra-op partition), so a 16-core
+machine matches a 2-core one only under `taskset -c 0,1`.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import sys
@@ -72,10 +75,12 @@ def machine_facts() -> dict[str, object]:
             "probe": arithmetic_probe()}
 
 
+@functools.cache  # a process's arithmetic is fixed once jax has started (its flags are read then)
 def arithmetic_probe() -> str:
-    """16 hex digits of a SHA-256 over the bits of a jitted matmul + softmax chain and a gradient with row and
-    column reductions on fixed inputs (imports jax; half a second). Two processes whose probes differ do not train one seed to the same weights, so
-    a grid recorded elsewhere is refused in seconds, not after its SFT start is trained again (grid_store)."""
+    """16 hex digits of a SHA-256 over the bits of a jitted matmul + softmax chain and a gradient with row
+    and column reductions on fixed inputs (imports jax; half a second). Two processes whose probes differ
+    do not train one seed to the same weights, so a grid recorded elsewhere is refused in seconds, not
+    after its SFT start is trained again (grid_store)."""
     import hashlib  # noqa: PLC0415
 
     import jax  # noqa: PLC0415

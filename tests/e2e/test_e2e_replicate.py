@@ -170,9 +170,10 @@ def test_a_grid_recorded_with_other_arithmetic_is_refused_before_anything_is_tra
                                          rf"this is .+ arithmetic probe {here}: the arithmetic differs"):
         check_arithmetic(tmp_path)
     out = tmp_path / "out"
+    pc = load_pipeline_config(str(Path(__file__).parents[2] / "configs" / "replicate_cpu.py"))
     with pytest.raises(ValueError, match="the arithmetic differs"):
-        run_replicate(load_pipeline_config(str(Path(__file__).parents[2] / "configs" / "replicate_cpu.py")), str(out), arms=(GRPO,), seeds=(0,),
-                      store_dir=str(tmp_path), progress=False, log=lambda _: None)
+        run_replicate(pc, str(out), arms=(GRPO,), seeds=(0,), store_dir=str(tmp_path), progress=False,
+                      log=lambda _: None)
     assert not out.exists()  # refused before the data and the SFT start
     del head["machine"]["probe"]  # a grid recorded before the probe was kept: left to the fingerprint
     start.write_text(json.dumps(head))
