@@ -48,8 +48,10 @@ PINNED_CPU_FLAGS = {"--xla_cpu_max_isa": "AVX2", "--xla_cpu_experimental_ynn_fus
 
 
 def pin_cpu_numerics() -> None:
-    """Make XLA:CPU's arithmetic the same on every x86-64 machine with AVX2. Must run before `import jax`
-    (once jax is imported its flags are fixed: nothing is changed then)."""
+    """Pin XLA:CPU's code generation (AVX2, no YNNPACK fusions) on every x86-64 machine with AVX2, so the
+    kernels do not change with the CPU's ISA. Not enough for equal training across CPU models: pinned, an
+    Intel Xeon 6/207 and an AMD EPYC 26/2 give the same arithmetic_probe and different 800-step SFT starts
+    (cause not found). Must run before `import jax` (once jax is imported its flags are fixed)."""
     if "jax" in sys.modules or platform.machine().lower() not in ("x86_64", "amd64"):
         return
     flags = os.environ.get("XLA_FLAGS", "").split()
@@ -80,7 +82,8 @@ def arithmetic_probe() -> str:
     """16 hex digits of a SHA-256 over the bits of a jitted matmul + softmax chain and a gradient with row
     and column reductions on fixed inputs (imports jax; half a second). Two processes whose probes differ
     do not train one seed to the same weights, so a grid recorded elsewhere is refused in seconds, not
-    after its SFT start is trained again (grid_store)."""
+    after its SFT start is trained again (grid_store). Equal probes do not promise equal weights
+    (pin_cpu_numerics): grid_store.sft_loss_check compares the first SFT steps too."""
     import hashlib  # noqa: PLC0415
 
     import jax  # noqa: PLC0415

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,71 @@ def check_arithmetic(directory: str | os.PathLike) -> None:
                          "here: run on a machine like the recorded one (cores: taskset) or choose another --docs folder")
 
 
+DATA_FILES = ("train.jsonl", "dev.jsonl", "test.jsonl", "rl.jsonl", "corpus.jsonl", "sft_demos.jsonl",
+              "tokenizer/tokenizer.json", "tokenizer/tokenizer_config.json")
+
+
+def data_sha256(data_dir: str | os.PathLike) -> str:
+    """SHA-256 over the pipeline data the start is trained from (splits, corpus, demos, tokenizer; the
+    files present of DATA_FILES, each named): built deterministically from seeds, so equal on every
+    machine unless the build itself depends on the machine."""
+    h = hashlib.sha256()
+    for name in DATA_FILES:
+        path = Path(data_dir) / name
+        if path.is_file():
+            h.update(f"{name}|{path.stat().st_size}|".encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def check_data(directory: str | os.PathLike, data_dir: str | os.PathLike) -> None:
+    """After the data are built and before the SFT start is trained: the grid recorded in `directory`
+    must have been trained from the same data (grids recorded before the hash was kept: not checked)."""
+    start = Path(directory) / START
+    want = json.loads(start.read_text()).get("data_sha256") if start.is_file() else None
+    got = data_sha256(data_dir)
+    if want and want != got:
+        raise ValueError(f"{start}: recorded from other data (data_sha256 {want[:16]}, {data_dir} gives {got[:16]}): "
+                         "the data build differs (config, code or machine), so the SFT start cannot be reproduced: "
+                         "choose another --docs folder")
+
+
+SFT_CHECK_STEPS = 10  # ~30 s of SFT on 2 cores: a step's loss carries the previous steps' update bits
+
+
+def sft_losses(log_dir: str | os.PathLike) -> list[list[float]]:
+    """[[step, loss], ...] of the SFT start's first SFT_CHECK_STEPS steps, from its metrics log (kept in
+    start.json so that a call on another machine learns in seconds that it cannot reproduce the start)."""
+    path = Path(log_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [[int(r["step"]), float(r["loss"])] for r in rows if "loss" in r and r["step"] <= SFT_CHECK_STEPS]
+
+
+def sft_loss_check(directory: str | os.PathLike) -> Callable[[int, Mapping[str, float]], None] | None:
+    """An SFT `after_step` hook that stops the SFT start's training at the first step whose loss is not
+    the recorded one: the arithmetic probe is equal on machines whose training steps still differ
+    (measured: an Intel Xeon 6/207 and an AMD EPYC 26/2, both pinned, same probe, different starts),
+    and the fingerprint would refuse only after the whole SFT. None when nothing is recorded."""
+    start = Path(directory) / START
+    if not start.is_file():
+        return None
+    head = json.loads(start.read_text())
+    want = {int(k): float(v) for k, v in head.get("sft_losses") or []}
+    if not want:
+        return None
+
+    def check(step: int, metrics: Mapping[str, float]) -> None:
+        if step in want and float(metrics["loss"]) != want[step]:
+            raise ValueError(f"{start}: SFT step {step} loss {float(metrics['loss'])!r}, recorded {want[step]!r} "
+                             f"(recorded on {_machine_line(head.get('machine') or {})}; this is "
+                             f"{_machine_line(machine_facts())}): this machine does not reproduce the SFT start, so "
+                             "the grid cannot be continued here: choose another --docs folder")
+
+    return check
+
+
 class RunStore:
     """Finished run records under `directory`, all from the start named by `fingerprint`."""
 
@@ -142,3 +207,27 @@ def recorded_runs(directory: str | os.PathLike) -> list[dict]:
     head = json.loads(start.read_text())
     store = RunStore(directory, head["fingerprint"])
     return [head["sft"], *(store.get(p.stem) for p in sorted((store.dir / "runs").glob("*.json")))]
+
+
+def pooled_runs(directories: Sequence[str | os.PathLike]) -> list[dict]:
+    """The records of several grids, each tagged with its folder's name as `start`: one grid per SFT start
+    (one per machine whose arithmetic differs, runtime.py), pooled so that a report pairs runs by (start,
+    seed) and each run with its own start. Grids of other settings or other test questions cannot be pooled."""
+    out, first, names = [], None, set()
+    for d in directories:
+        name = Path(d).resolve().name
+        if name in names:
+            raise ValueError(f"{d}: a second grid named {name!r}: pooled grids need distinct folder names")
+        names.add(name)
+        records = recorded_runs(d)  # raises for a folder without start.json
+        head = json.loads((Path(d) / START).read_text())
+        key = (head["fingerprint"].get("settings"), sorted(records[0]["per_question"]))
+        if first is None:
+            first = (d, key)
+        elif key != first[1]:
+            what = "settings" if key[0] != first[1][0] else "test questions"
+            raise ValueError(f"{Path(d) / START}: other {what} than {Path(first[0]) / START}: grids of one config "
+                             "and data only can be pooled")
+        out += [{**r, "start": name} for r in records]
+    return out
+

@@ -39,7 +39,15 @@ from egrpo_jax.rl.sft import run_sft
 from egrpo_jax.eval.report import ROLLOUTS_FILE, load_summary
 from egrpo_jax.eval.stats import per_question
 from egrpo_jax.eval.train_curve import excess_per_step
-from egrpo_jax.e2e.grid_store import RunStore, check_arithmetic, fingerprint
+from egrpo_jax.e2e.grid_store import (
+    RunStore,
+    check_arithmetic,
+    check_data,
+    data_sha256,
+    fingerprint,
+    sft_loss_check,
+    sft_losses,
+)
 from egrpo_jax.metrics_log import read_metrics
 
 RUN_SUMMARY = "run.json"  # per (arm, seed) run: eval summary + training metrics rows + per-question scores
@@ -136,9 +144,11 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
     if data is None:
         with timer.phase("data"):
             data = build_pipeline_data(s, data_dir)
+    if store_dir:
+        check_data(store_dir, data_dir)  # seconds after the data, before the SFT start
     sft_cfg, base = run_configs(pc, data, out_dir, tokenizer_vocab=tokenizer_vocab(data))
     sft_cfg.logging.progress = base.logging.progress = progress
-    sft_start(sft_cfg, timer, log)
+    sft_start(sft_cfg, timer, log, after_step=sft_loss_check(store_dir) if store_dir else None)
     test, rl_pool = load_questions(data.test), load_questions(base.data.questions)
     evals = [("eval_sft", test, base.eval.limit, "SFT policy")]
     if data.rl and rl_eval:  # the questions RL samples, all of them: each step's difficulty for the training curve
@@ -165,7 +175,8 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
     if store_dir:
         policy = policy or load_policy(base)[1:]
         store = RunStore(store_dir, fingerprint(policy[0], sft["per_question"], pc.rl, s))
-        store.put_start({"sft": sft})
+        store.put_start({"sft": sft, "data_sha256": data_sha256(data_dir),
+                         "sft_losses": sft_losses(os.path.join(sft_cfg.logging.dir, "sft"))})
     del policy
     records = [sft]
     for seed in seeds:
@@ -194,10 +205,11 @@ def run_replicate(pc: PipelineConfig, out_dir: str, *, arms: Sequence[Arm], seed
                          "eval_questions": s.eval_questions or data.stats["questions/test"]}}
 
 
-def sft_start(sft_cfg, timer: Timer, log: Callable[[str], None]) -> None:
+def sft_start(sft_cfg, timer: Timer, log: Callable[[str], None], *,
+              after_step: Callable[[int, dict], None] | None = None) -> None:
     """The SFT checkpoint every arm starts from: reused when it holds the final step, continued from its
     latest saved step when an earlier call was stopped mid-way (a resumed SFT ends with the same params:
-    tests/e2e/test_e2e_pipeline.py), trained otherwise."""
+    tests/e2e/test_e2e_pipeline.py), trained otherwise. `after_step`: run_sft's hook (grid_store.sft_loss_check)."""
     steps, where = sft_cfg.train.steps, sft_cfg.checkpoint.dir
     latest = saved_step(where)
     if latest == steps:
@@ -211,7 +223,7 @@ def sft_start(sft_cfg, timer: Timer, log: Callable[[str], None]) -> None:
     cfg = copy.deepcopy(sft_cfg)
     cfg.checkpoint.resume = True
     with timer.phase("sft"):
-        run_sft(cfg)
+        run_sft(cfg, after_step=after_step)
 
 
 def saved_step(directory: str) -> int | None:

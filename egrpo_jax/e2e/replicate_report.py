@@ -54,8 +54,8 @@ def aggregate(records: Sequence[Mapping], out_dir: str | Path, *, title: str = "
                "`entity_corr` is the Pearson correlation of a rollout's entity match rate with its "
                "correctness.")
     ci_note = ("Differences in percentage points, mean over seeds and questions, with a 95% bootstrap interval "
-               "over questions (the same resample for every seed; seeds paired: same SFT start, questions and "
-               "sampling seeds). Tool calls: mean ± std over seeds of the per-seed difference of the training mean.")
+               "over questions (the same resample for every seed; runs paired by SFT start and seed: same start, "
+               "questions and sampling seeds; each run against its own start). Tool calls: mean ± std over seeds of the per-seed difference of the training mean.")
     lines = [f"# {title}", "", *notes, "", "## Held-out test set (mean ± std over seeds)", "", table, columns, "",
              "## Paired differences", "", ci_note, "", *paired["lines"],
              "", "## Entity analysis (summed over seeds)", "",
@@ -78,10 +78,10 @@ def aggregate(records: Sequence[Mapping], out_dir: str | Path, *, title: str = "
 def _excess_lines(groups: Mapping[str, Sequence[Mapping]]) -> list[str]:
     """Has the training reward risen? Per arm, training accuracy net of each step's question difficulty
     (the SFT start's Pass@1 on them), first vs last third of the steps."""
-    sft = groups.get(SFT_LABEL, [{}])[0].get("rl_per_question")
+    sfts = [r["rl_per_question"] for r in groups.get(SFT_LABEL, []) if r.get("rl_per_question")]
     rows = []
     for name, runs in groups.items():
-        xs = [(r["seed"], third_means(r["train_excess"])) for r in runs if r.get("train_excess")]
+        xs = [(_run_label(r), third_means(r["train_excess"])) for r in runs if r.get("train_excess")]
         if name == SFT_LABEL or not xs:
             continue
         pts = {k: [100 * t[k][0] for _, t in xs] for k in ("first", "last", "last-first")}
@@ -92,11 +92,12 @@ def _excess_lines(groups: Mapping[str, Sequence[Mapping]]) -> list[str]:
                              f"{100 * t['last-first'][2]:+.1f}]" for seed, t in xs)
         rows.append(f"| {name} | {len(xs)} | {_ms(pts['first'])} | {_ms(pts['last'])} | {_ms(d)} | "
                     f"{risen} | {per_seed} |")
-    if not rows or sft is None:
+    if not rows or not sfts:
         return []
+    start_p1 = ", ".join(f"{100 * np.mean([v[0] for v in s.values()]):.1f}%" for s in sfts)
     return ["", "## Training reward net of question difficulty", "",
             f"Training accuracy per step minus the SFT start's Pass@1 on that step's questions (from an evaluation "
-            f"of the start on all {len(sft)} rl-split questions, Pass@1 {100 * np.mean([v[0] for v in sft.values()]):.1f}%), "
+            f"of the start on all {len(sfts[0])} rl-split questions, Pass@1 {start_p1}), "
             "in points: mean ± std over seeds of the first and last third of the steps. Risen: the mean "
             "last-minus-first exceeds 2 standard errors over seeds (needs 2 or more seeds). Per seed: last minus "
             "first with a 95% bootstrap interval over steps.", "",
@@ -108,12 +109,21 @@ def _matrix(runs: Sequence[Mapping], questions: Sequence[str], which: int) -> np
     return score_matrix([r["per_question"] for r in runs], questions, which)
 
 
+def _run_label(r: Mapping) -> str:
+    return f"{r['start']} {r['seed']}" if r.get("start") else str(r["seed"])
+
+
+def _key(r: Mapping) -> tuple[str, int]:
+    """What pairs two runs: the same SFT start (a pooled report's grid, grid_store.pooled_runs) and seed."""
+    return r.get("start", ""), r["seed"]
+
+
 def paired_table(groups: Mapping[str, Sequence[Mapping]]) -> dict[str, Any]:
-    """Each RL arm vs GRPO (same seeds) and vs the SFT start: Pass@1 / Pass@3 differences with CIs."""
-    sft = groups.get(SFT_LABEL, [])
-    grpo = {r["seed"]: r for r in groups.get(GRPO.label, [])}
-    questions = sorted(sft[0]["per_question"]) if sft else sorted(next(iter(grpo.values()))["per_question"]) \
-        if grpo else []
+    """Each RL arm vs GRPO (same start and seed) and vs its SFT start: Pass@1 / Pass@3 differences with CIs."""
+    sft = {r.get("start", ""): r for r in groups.get(SFT_LABEL, [])}
+    grpo = {_key(r): r for r in groups.get(GRPO.label, [])}
+    first = next(iter(sft.values()), None) or next(iter(grpo.values()), None)
+    questions = sorted(first["per_question"]) if first else []
     diffs: dict[str, dict[str, Any]] = {}
     rows = ["| run | seeds | Δ Pass@1 vs GRPO | Δ Pass@3 vs GRPO | Δ Pass@1 vs SFT | Δ Pass@3 vs SFT | "
             "Δ train tool calls vs GRPO |", "|---|---|---|---|---|---|---|"]
@@ -121,18 +131,20 @@ def paired_table(groups: Mapping[str, Sequence[Mapping]]) -> dict[str, Any]:
         if name == SFT_LABEL or not questions:
             continue
         d: dict[str, Any] = {}
-        paired = [r for r in runs if r["seed"] in grpo]
+        paired = [r for r in runs if _key(r) in grpo]
         if name != GRPO.label and paired:
             for which, key in ((0, "pass@1"), (1, "pass@3")):
                 d[f"{key} vs GRPO"] = paired_bootstrap(_matrix(paired, questions, which),
-                                                       _matrix([grpo[r["seed"]] for r in paired], questions, which))
-        if sft:
+                                                       _matrix([grpo[_key(r)] for r in paired], questions, which))
+        with_start = [r for r in runs if r.get("start", "") in sft]
+        if with_start:
             for which, key in ((0, "pass@1"), (1, "pass@3")):
-                a = _matrix(runs, questions, which)
-                d[f"{key} vs SFT"] = paired_bootstrap(a, np.repeat(_matrix(sft, questions, which), len(runs), 0))
-        tc = [r["summary"].get("train/tool_calls") - grpo[r["seed"]]["summary"].get("train/tool_calls")
+                d[f"{key} vs SFT"] = paired_bootstrap(
+                    _matrix(with_start, questions, which),
+                    _matrix([sft[r.get("start", "")] for r in with_start], questions, which))
+        tc = [r["summary"].get("train/tool_calls") - grpo[_key(r)]["summary"].get("train/tool_calls")
               for r in paired if r["summary"].get("train/tool_calls") is not None
-              and grpo[r["seed"]]["summary"].get("train/tool_calls") is not None]
+              and grpo[_key(r)]["summary"].get("train/tool_calls") is not None]
         diffs[name] = d
         cell = lambda k: d[k].points() if k in d else "—"  # noqa: E731
         tool = _ms(tc, 3) if tc and name != GRPO.label else "—"
@@ -165,11 +177,11 @@ def claims(groups: Mapping[str, Sequence[Mapping]], diffs: Mapping[str, Mapping[
                        f"({m:+.3f} ± {sd:.3f} calls over {len(tc)} seeds).")
     e05 = groups.get(Arm(0.5).label)
     if e05 and Arm(0.3).label in groups:
-        by_seed = {r["seed"]: r for r in groups[Arm(0.3).label]}
-        pairs = [r for r in e05 if r["seed"] in by_seed]
+        by_key = {_key(r): r for r in groups[Arm(0.3).label]}
+        pairs = [r for r in e05 if _key(r) in by_key]
         qs = sorted(pairs[0]["per_question"]) if pairs else []
         if pairs:
-            d = paired_bootstrap(_matrix([by_seed[r["seed"]] for r in pairs], qs, 0), _matrix(pairs, qs, 0))
+            d = paired_bootstrap(_matrix([by_key[_key(r)] for r in pairs], qs, 0), _matrix(pairs, qs, 0))
             means = {k: float(np.mean([r["summary"]["pass@1"] for r in v])) for k, v in groups.items()
                      if k != SFT_LABEL}
             best = max(means, key=means.get)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -119,8 +120,9 @@ class DemoStream:
         self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
 
 
-def run_sft(cfg) -> dict[str, float]:
-    """The `egrpo sft` loop; resumes from checkpoint.dir when checkpoint.resume is set."""
+def run_sft(cfg, *, after_step: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, float]:
+    """The `egrpo sft` loop; resumes from checkpoint.dir when checkpoint.resume is set. `after_step(step,
+    metrics)` runs after every step (before its checkpoint); an exception from it stops the run."""
     ckpt = open_checkpoints(cfg)
     try:
         if not os.path.isfile(cfg.data.demos):
@@ -156,7 +158,7 @@ def run_sft(cfg) -> dict[str, float]:
     # SFT logs into <logging.dir>/sft: a config shared with `egrpo train` keeps the two runs apart
     last = run_steps(cfg, ckpt, learner, stream, step, policy=(model, tok),
                      log_dir=os.path.join(cfg.logging.dir, "sft") if cfg.logging.dir else "", desc="sft",
-                     shown={"loss": "loss", "tokens/s": "tokens_per_s"})
+                     shown={"loss": "loss", "tokens/s": "tokens_per_s"}, after_step=after_step)
     return dict(last, **{f"demos/{k}": float(v) for k, v in stats.items()})
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from egrpo_jax.config import default_config
@@ -127,7 +128,8 @@ def test_demo_pipeline_end_to_end(tmp_path):
 
 def test_replicate_resumes_a_grid_from_its_tracked_records(tmp_path):
     """A grid's records kept with --docs let a later call in a fresh run folder (another session)
-    skip the recorded runs, once its SFT start reproduces bit for bit; other settings are refused."""
+    skip the recorded runs, once its SFT start reproduces bit for bit; other settings are refused, and so are
+    other data (before the SFT) and an SFT step whose loss is not the recorded one (at that step)."""
     import dataclasses
 
     from egrpo_jax.e2e.replicate import GRPO, RECORD_KEYS, run_replicate
@@ -153,6 +155,32 @@ def test_replicate_resumes_a_grid_from_its_tracked_records(tmp_path):
     with pytest.raises(ValueError, match=r"start.json: recorded from another start \(settings differ"):
         run_replicate(pc, str(tmp_path / "b"), arms=(GRPO,), seeds=(0,), store_dir=str(store), progress=False,
                       log=lambda _: None)
+    # the start's first SFT losses are recorded (folder b trained its start again under the check and passed);
+    # a machine whose step differs in the last bit is stopped at that step, before the start is saved
+    from egrpo_jax.e2e.replicate import saved_step
+
+    head = json.loads((store / "start.json").read_text())
+    logged = [json.loads(x) for x in (tmp_path / "a" / "sft" / "logs" / "sft" / "metrics.jsonl").read_text().splitlines()]
+    assert head["sft_losses"] == [[r["step"], r["loss"]] for r in logged][:10] and head["sft_losses"]
+    head["sft_losses"][-1][1] = np.nextafter(head["sft_losses"][-1][1], np.inf)
+    (store / "start.json").write_text(json.dumps(head))
+    pc.rl.optim.lr /= 2
+    step = head["sft_losses"][-1][0]
+    with pytest.raises(ValueError, match=rf"start.json: SFT step {step} loss .+, recorded .+ this machine does not "
+                                         "reproduce the SFT start"):
+        run_replicate(pc, str(tmp_path / "c"), arms=(GRPO,), seeds=(0,), store_dir=str(store), progress=False,
+                      log=lambda _: None)
+    assert saved_step(str(tmp_path / "c" / "sft" / "ckpt")) is None
+    # the data the start was trained from are recorded; other data are refused before any SFT step
+    from egrpo_jax.e2e.grid_store import data_sha256
+
+    assert head["data_sha256"] == data_sha256(tmp_path / "a" / "data") == data_sha256(tmp_path / "c" / "data")
+    head["data_sha256"] = "0" * 64
+    (store / "start.json").write_text(json.dumps(head))
+    with pytest.raises(ValueError, match=r"start.json: recorded from other data \(data_sha256 0000000000000000, "):
+        run_replicate(pc, str(tmp_path / "d"), arms=(GRPO,), seeds=(0,), store_dir=str(store), progress=False,
+                      log=lambda _: None)
+    assert (tmp_path / "d" / "data").is_dir() and not (tmp_path / "d" / "sft").exists()
 
 
 def test_a_stopped_replicate_sft_is_continued_to_the_same_params(tmp_path):

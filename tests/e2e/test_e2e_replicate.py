@@ -251,6 +251,47 @@ def test_report_only_reports_the_recorded_runs_without_running_anything(tmp_path
     assert "start.json: no such file" in capsys.readouterr().err
 
 
+def _grid(path, sft_params, sft, grpo, e03, settings="cc"):
+    from egrpo_jax.e2e.grid_store import RunStore
+
+    store = RunStore(path, {"sft_params": sft_params, "sft_eval": "bb", "settings": settings})
+    store.put_start({"sft": _rec(None, -1, sft, 2.0)})
+    store.put("alpha0_seed0", _rec(GRPO, 0, grpo, 2.0))
+    store.put("alpha0.3_seed0", _rec(Arm(0.3), 0, e03, 1.5))
+    return path
+
+
+def test_a_pooled_report_pairs_runs_by_start_and_seed_and_each_run_with_its_own_start(tmp_path, capsys):
+    """Two grids from two starts (two machines' arithmetic), seed 0 each: E-GRPO - GRPO is +10 points from
+    start A and 0 from B (mean +5); RL - SFT is +10 from each own start. Pairing by seed alone would pair A's
+    E-GRPO with B's GRPO; comparing with one start would give (+10 + 40) / 2."""
+    from egrpo_jax import cli
+
+    a = _grid(tmp_path / "grid-a", "aa", 0.20, 0.30, 0.40)
+    b = _grid(tmp_path / "grid-b", "zz", 0.50, 0.60, 0.60)
+    out = tmp_path / "pooled"
+    assert cli.main(["replicate", "--report-only", "--docs", str(a), "--docs", str(b), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    e = summary["paired"]["E-GRPO (alpha=0.3)"]["pass@1 vs GRPO"]
+    assert e["mean"] == pytest.approx(0.05) and e["seeds"] == 2
+    g = summary["paired"]["GRPO (alpha=0)"]["pass@1 vs SFT"]
+    assert g["mean"] == pytest.approx(0.10) and g["seeds"] == 2
+    text = (out / "report.md").read_text()
+    assert "Pooled report of 4 runs from 2 grids" in text and "| SFT (no RL) | 2 | 35.0% ± 21.2% |" in text
+    assert not (a / "report.md").exists()  # the grids' own folders are left as they were
+    # grids of other settings do not pool; several --docs need --out, and only --report-only takes them
+    c = _grid(tmp_path / "grid-c", "yy", 0.2, 0.3, 0.3, settings="dd")
+    assert cli.main(["replicate", "--report-only", "--docs", str(a), "--docs", str(c), "--out", str(out)]) == 2
+    assert "grid-c/start.json: other settings than " in capsys.readouterr().err
+    assert cli.main(["replicate", "--report-only", "--docs", str(a), "--docs", str(b)]) == 2
+    assert "--report-only with 2 --docs pools them: name the pooled report's folder with --out DIR" in \
+        capsys.readouterr().err
+    assert cli.main(["replicate", "--docs", str(a), "--docs", str(b)]) == 2
+    assert "--docs given 2 times" in capsys.readouterr().err
+    assert cli.main(["replicate", "--report-only", "--docs", str(a), "--docs", str(a), "--out", str(out)]) == 2
+    assert "a second grid named 'grid-a'" in capsys.readouterr().err
+
+
 def test_grid_records_under_docs_are_not_ignored_by_git():
     """The records a grid keeps with --docs docs/<grid> (start.json, runs/<name>.json) must be committable:
     a `runs/` pattern in .gitignore once swallowed every run record of docs/replicate-grid."""
