@@ -136,6 +136,7 @@ def _report_only(docs: list[str], out: str | None) -> int:
                 f"({', '.join(f'`{d}`' for d in docs)}; `egrpo replicate --report-only`, nothing trained or "
                 "evaluated for it). A start is named by its grid's folder; runs are paired by start and seed and "
                 "compared with their own start, so the spread between starts stays out of every difference. "
+                "In the tables a seed is one (start, seed) pair, and the SFT row has one entry per start. "
                 "Config, steps and evaluation: each grid's start.json (one settings fingerprint for all).")
     path = aggregate(records, where, notes=[note])
     with open(path, encoding="utf-8") as f:

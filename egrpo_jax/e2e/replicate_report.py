@@ -78,7 +78,8 @@ def aggregate(records: Sequence[Mapping], out_dir: str | Path, *, title: str = "
 def _excess_lines(groups: Mapping[str, Sequence[Mapping]]) -> list[str]:
     """Has the training reward risen? Per arm, training accuracy net of each step's question difficulty
     (the SFT start's Pass@1 on them), first vs last third of the steps."""
-    sfts = [r["rl_per_question"] for r in groups.get(SFT_LABEL, []) if r.get("rl_per_question")]
+    starts = [r for r in groups.get(SFT_LABEL, []) if r.get("rl_per_question")]
+    sfts = [r["rl_per_question"] for r in starts]
     rows = []
     for name, runs in groups.items():
         xs = [(_run_label(r), third_means(r["train_excess"])) for r in runs if r.get("train_excess")]
@@ -94,7 +95,8 @@ def _excess_lines(groups: Mapping[str, Sequence[Mapping]]) -> list[str]:
                     f"{risen} | {per_seed} |")
     if not rows or not sfts:
         return []
-    start_p1 = ", ".join(f"{100 * np.mean([v[0] for v in s.values()]):.1f}%" for s in sfts)
+    start_p1 = ", ".join((f"{r['start']} " if r.get("start") else "")
+                         + f"{100 * np.mean([v[0] for v in r['rl_per_question'].values()]):.1f}%" for r in starts)
     return ["", "## Training reward net of question difficulty", "",
             f"Training accuracy per step minus the SFT start's Pass@1 on that step's questions (from an evaluation "
             f"of the start on all {len(sfts[0])} rl-split questions, Pass@1 {start_p1}), "
