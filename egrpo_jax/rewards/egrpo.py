@@ -35,7 +35,10 @@ def egrpo_rewards(
         raise ValueError(f"egrpo_rewards: alpha must be >= 0, got {alpha}")
     ok = ~errors
     gmax = gamma[ok].max() if ok.any() else 0.0
-    partial = alpha * gamma / gmax if gmax > 0 else np.zeros_like(gamma)
+    # only over non-error rows: an error row's gamma may exceed gmax (and overflow a tiny one); same
+    # operation order as alpha * gamma / gmax, so rewards keep their bits
+    partial = (np.divide(alpha * gamma, gmax, out=np.zeros_like(gamma), where=ok) if gmax > 0
+               else np.zeros_like(gamma))
     rewards = np.where(correct, 1.0, partial)
     return np.where(errors, 0.0, rewards)
 

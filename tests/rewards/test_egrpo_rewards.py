@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -83,3 +85,11 @@ def test_score_group_from_trajectories():
     np.testing.assert_array_equal(s.correct, [True, False, False, False])
     np.testing.assert_allclose(s.match_rates, [1.0, 0.5, 1.0, 1.0])
     np.testing.assert_allclose(s.rewards, [1.0, 0.15, 0.0, 0.0])
+
+
+def test_an_error_rollout_above_a_tiny_group_max_neither_overflows_nor_scores():
+    # gmax runs over non-error rows only, so an error row's gamma / gmax can overflow: it must not
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = egrpo_rewards([False, False], [1e-310, 1.0], [False, True], 0.3)
+    assert r[0] == pytest.approx(0.3, rel=1e-9) and r[1] == 0.0  # 1e-310 is subnormal: ~14 digits
