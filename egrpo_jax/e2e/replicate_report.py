@@ -79,7 +79,6 @@ def _excess_lines(groups: Mapping[str, Sequence[Mapping]]) -> list[str]:
     """Has the training reward risen? Per arm, training accuracy net of each step's question difficulty
     (the SFT start's Pass@1 on them), first vs last third of the steps."""
     starts = [r for r in groups.get(SFT_LABEL, []) if r.get("rl_per_question")]
-    sfts = [r["rl_per_question"] for r in starts]
     rows = []
     for name, runs in groups.items():
         xs = [(_run_label(r), third_means(r["train_excess"])) for r in runs if r.get("train_excess")]
@@ -93,13 +92,13 @@ def _excess_lines(groups: Mapping[str, Sequence[Mapping]]) -> list[str]:
                              f"{100 * t['last-first'][2]:+.1f}]" for seed, t in xs)
         rows.append(f"| {name} | {len(xs)} | {_ms(pts['first'])} | {_ms(pts['last'])} | {_ms(d)} | "
                     f"{risen} | {per_seed} |")
-    if not rows or not sfts:
+    if not rows or not starts:
         return []
-    start_p1 = ", ".join((f"{r['start']} " if r.get("start") else "")
-                         + f"{100 * np.mean([v[0] for v in r['rl_per_question'].values()]):.1f}%" for r in starts)
+    start_p1 = ", ".join(f"{r.get('start', '')} {100 * np.mean([v[0] for v in r['rl_per_question'].values()]):.1f}%"
+                         .strip() for r in starts)
     return ["", "## Training reward net of question difficulty", "",
             f"Training accuracy per step minus the SFT start's Pass@1 on that step's questions (from an evaluation "
-            f"of the start on all {len(sfts[0])} rl-split questions, Pass@1 {start_p1}), "
+            f"of the start on all {len(starts[0]['rl_per_question'])} rl-split questions, Pass@1 {start_p1}), "
             "in points: mean ± std over seeds of the first and last third of the steps. Risen: the mean "
             "last-minus-first exceeds 2 standard errors over seeds (needs 2 or more seeds). Per seed: last minus "
             "first with a 95% bootstrap interval over steps.", "",
