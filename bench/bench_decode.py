@@ -112,7 +112,7 @@ def engine_throughput(model, batch: int, prompt_len: int, new: int, cache_dtype=
         t0 = time.perf_counter()
         eng.start(prompts)
         segs = eng.decode_segment(new)
-        block(eng.cache.k)
+        block(eng.cache.k[-1])
         best = min(best, time.perf_counter() - t0)
     assert all(len(s.tokens) == new for s in segs), "every row must generate the full budget"
     return batch * new / best, best, [s.tokens for s in segs]
@@ -202,7 +202,7 @@ def bench_multiturn(args) -> dict:
         fn(eng)  # compile every bucket this run needs
         t0 = time.perf_counter()
         toks = fn(eng)
-        block(eng.cache.k)
+        block(eng.cache.k[-1])
         res[label] = (time.perf_counter() - t0, toks)
     same = res["engine"][1] == res["reprefill"][1]
     row = {"batch": b, "turns": turns, "gen": gen, "tool": tool, "engine_s": res["engine"][0],
@@ -230,19 +230,19 @@ def bench_resume(args) -> list[dict]:
         def resume(extra=extra):
             eng.extend(range(b), extra)
             eng.decode_segment(gen)
-            block(eng.cache.k)
+            block(eng.cache.k[-1])
 
         def reprefill(full=full):
             eng.start(full)
             eng.decode_segment(gen)
-            block(eng.cache.k)
+            block(eng.cache.k[-1])
 
         times = {}
         for label, fn in (("resume", resume), ("reprefill", reprefill)):
             best = float("inf")
             for rep in range(1 + args.reps):  # first run compiles
                 eng.start(prompts)
-                block(eng.cache.k)
+                block(eng.cache.k[-1])
                 t0 = time.perf_counter()
                 fn()
                 dt = time.perf_counter() - t0
@@ -279,7 +279,7 @@ def bench_compile(args) -> dict:
         room = eng.max_len - int(eng.lengths().max()) - 80
         n = [int(x) for x in rng.integers(8, max(9, min(120, room)), len(live))]
         eng.extend(live, [rng.integers(1, v, k).tolist() for k in n])
-    block(eng.cache.k)
+    block(eng.cache.k[-1])
     total = time.perf_counter() - t0
     keys = [str(k[:4]) for k in eng.compile_keys()]
     row = {"segments": segments, "batch": b, "compile_count": eng.compile_count,

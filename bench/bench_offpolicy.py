@@ -7,18 +7,19 @@ Both arms start from the RL policy of a `make demo` run folder and train its RL 
 questions x G = 8 per step) against its BM25 index served over HTTP by our Search-R1 server,
 with a 50 ms sleep per request (a remote retriever). The step time is the median of steps
 2..N (step 1 has nothing to overlap and compiles). Off-policy, step t+1's rollouts (decode,
-tool latency, tokenisation, parsing) run while step t trains. Writes
-bench/results/bench_offpolicy.json with the load average at start and end.
+tool latency, tokenisation, parsing) run while step t trains. Sets the `offpolicy` section of
+bench/results/bench_rollout.json (bench/rollout_results.py) with the load average at start and end.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
+
+from bench.rollout_results import set_section
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LATENCY_S = 0.05
@@ -104,10 +105,7 @@ def main(argv=None) -> int:
     for k, a in out["arms"].items():
         print(f"| {k} | {a['step_s']} | {a['rollout_s']} | {a['train_s']} | {a['rollout_wait_s']} |")
     print(f"ratio (on-policy / off-policy step time): {out['ratio']}x")
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "bench_offpolicy.json"), "w") as f:
-        json.dump(out, f, indent=2)
-    print("wrote bench/results/bench_offpolicy.json")
+    set_section("offpolicy", out)
     return 0
 
 

@@ -16,8 +16,9 @@ Arms, N rollouts through S engine rows:
 Each arm is run once untimed (compilation), then timed `--repeats` times, arms interleaved so
 load drift hits both. tok/s = model-written tokens / wall seconds; `useful` = the share of decode row-steps that wrote
 a token (Engine.decode_stats). `tokens_identical`: greedy
-rollouts of the two arms are token for token the same. Writes bench/results/bench_rollout.json
-(bench_rollout_quick.json with --quick) with the load average at start and end.
+rollouts of the two arms are token for token the same. Sets the `continuous` section of
+bench/results/bench_rollout.json (bench/rollout_results.py; its ratio: uneven, S = 16) or, with
+--quick, writes bench_rollout_quick.json, with the load average at start and end.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import os
 import statistics
 import sys
 import time
+
+from bench.rollout_results import set_section
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -200,11 +203,17 @@ def main(argv=None) -> int:
         print(f"| {r['workload']} | {r['slots']} | {r['model_tokens']} | {r['tool_calls']} | {r['sync_tok_s']} | "
               f"{r['continuous_tok_s']} | {r['ratio']}x | {a['useful']:.0%} / {b['useful']:.0%} | "
               f"{a['decode_calls']} / {b['decode_calls']} | {r['tokens_identical']} |")
-    name = "bench_rollout_quick.json" if args.quick else "bench_rollout.json"
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", name), "w") as f:
-        json.dump(results, f, indent=2)
-    print(f"wrote bench/results/{name}")
+    if args.quick:
+        os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+        with open(os.path.join(HERE, "results", "bench_rollout_quick.json"), "w") as f:
+            json.dump(results, f, indent=2)
+        print("wrote bench/results/bench_rollout_quick.json")
+        return 0
+    goal = [r for r in results["continuous"] if r["workload"] == "uneven" and r["slots"] == 16]
+    if not goal:
+        print("no uneven S = 16 row (the goal's ratio): the continuous section of bench_rollout.json is left as it was")
+        return 0
+    set_section("continuous", dict(results, ratio=goal[0]["ratio"]))
     return 0
 
 

@@ -9,7 +9,8 @@ tiny Qwen2 config for both stacks: ours (egrpo_jax.rl.learner.Learner.train_step
 jitted train step), same model shape, batch (questions x G), sequence lengths and optimizer.
 Tunix runs in its own venv (bench/.venv-tunix, google-tunix 0.1.7; created when missing) as a
 subprocess, on the same machine, right after ours. Tokens/s counts every position of the padded
-[rows, prompt + completion] batch for both. Writes bench/results/bench_train.json.
+[rows, prompt + completion] batch for both. Sets the `train` section of bench/results/bench_rollout.json
+(bench/rollout_results.py); with --skip-tunix writes bench_train_ours.json, with --gpu bench_train_gpu.json.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import os
 import subprocess
 import sys
 import time
+
+from bench.rollout_results import set_section
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TUNIX_VENV = os.path.join(HERE, ".venv-tunix")
@@ -181,9 +184,12 @@ def main() -> int:
         if tunix:
             r["ratio"] = ours["tokens_per_s"] / tunix["tokens_per_s"]
             print(f"ratio (ours / tunix tokens/s): {r['ratio']:.2f}x")
-        path = os.path.join(HERE, "results", "bench_train.json")
-    r["load_start"], r["load_end"] = load0, os.getloadavg()
-    print(f"load average at start {load0[0]:.2f}, at end {r['load_end'][0]:.2f}")
+        path = None if tunix else os.path.join(HERE, "results", "bench_train_ours.json")
+    r["load_avg_start"], r["load_avg_end"] = load0, os.getloadavg()
+    print(f"load average at start {load0[0]:.2f}, at end {r['load_avg_end'][0]:.2f}")
+    if path is None:
+        set_section("train", r)
+        return 0
     with open(path, "w") as f:
         json.dump(r, f, indent=2)
     print(f"wrote {path}")

@@ -4,7 +4,8 @@
 Creates bench/.venv-tunix on first use (Tunix pins older transformers / safetensors, so it
 cannot share the project's env), saves our random 8.4M-param Qwen2 with save_pretrained, and
 runs both samplers greedily, every row generating exactly 128 new tokens (an EOS id that never
-appears). Prints a table and writes bench/results/bench_tunix.json.
+appears). Prints a table and sets the `sampler` section of bench/results/bench_rollout.json
+(bench/rollout_results.py; its ratio: batch 64), or with --quick writes bench_tunix_quick.json.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import tempfile
 
 from bench.bench_decode import QWEN2_8M, RESULTS, engine_throughput, first_divergence, load_model, prompts_for
+from bench.rollout_results import set_section
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VENV = os.path.join(HERE, ".venv-tunix")
@@ -84,12 +86,15 @@ def main(argv=None) -> int:
               f"   (row 0 agrees for {row['row0_agree']}/{new})", flush=True)
     load1 = os.getloadavg()
     print(f"load average at start {load0[0]:.2f}, at end {load1[0]:.2f} (rounds: {args.rounds})")
-    os.makedirs(RESULTS, exist_ok=True)
-    name = "bench_tunix_quick.json" if args.quick else "bench_tunix.json"
-    with open(os.path.join(RESULTS, name), "w") as f:
-        json.dump({"tunix": TUNIX, "model": "qwen2-8m", "params": QWEN2_8M.num_params, "rounds": args.rounds,
-                   "load_start": load0, "load_end": load1, "rows": rows}, f, indent=2)
-    print(f"wrote bench/results/{name}")
+    res = {"tunix": TUNIX, "model": "qwen2-8m", "params": QWEN2_8M.num_params, "rounds": args.rounds,
+           "load_avg_start": load0, "load_avg_end": load1, "rows": rows}
+    if args.quick:
+        os.makedirs(RESULTS, exist_ok=True)
+        with open(os.path.join(RESULTS, "bench_tunix_quick.json"), "w") as f:
+            json.dump(res, f, indent=2)
+        print("wrote bench/results/bench_tunix_quick.json")
+        return 0
+    set_section("sampler", dict(res, ratio=next(r["ratio"] for r in rows if r["batch"] == 64)))
     return 0
 
 

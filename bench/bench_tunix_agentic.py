@@ -17,8 +17,8 @@ ours_s / tunix_s = median wall seconds for all N rollouts, ratio = tunix_s / our
 rollout, whether Tunix's token record (prompt + conversation tokens) equals ours, the first index
 where they differ, whether tool calls and answer agree, and whether every context Tunix's sampler
 was fed (it re-tokenises the whole chat each turn) is a prefix of our token stream.
-Writes bench/results/bench_tunix_agentic.json (…_quick.json with --quick) and, without --quick,
-the "tunix_agentic" key of bench/results/bench_rollout.json.
+Sets (with --quick: writes bench/results/bench_tunix_agentic_quick.json instead)
+the `tunix_agentic` section of bench/results/bench_rollout.json (bench/rollout_results.py).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import time
 
 from bench.bench_rollout import _agent
 from bench.bench_tunix import ensure_venv
+from bench.rollout_results import set_section
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -251,19 +252,13 @@ def main(argv=None) -> int:
     for k in ("tokens_identical", "tool_calls_and_answer_agree", "tool_responses_identical",
               "contexts_are_our_prefixes", "first_divergence_min"):
         print(f"| {k} | {g[k]} |")
-    os.makedirs(RESULTS, exist_ok=True)
-    name = "bench_tunix_agentic_quick.json" if args.quick else "bench_tunix_agentic.json"
-    with open(os.path.join(RESULTS, name), "w") as f:
-        json.dump(res, f, indent=2)
-    print(f"wrote bench/results/{name}")
-    if not args.quick:
-        path = os.path.join(RESULTS, "bench_rollout.json")
-        with open(path) as f:
-            merged = json.load(f)
-        merged["tunix_agentic"] = res
-        with open(path, "w") as f:
-            json.dump(merged, f, indent=2)
-        print("set the tunix_agentic key of bench/results/bench_rollout.json")
+    if args.quick:
+        os.makedirs(RESULTS, exist_ok=True)
+        with open(os.path.join(RESULTS, "bench_tunix_agentic_quick.json"), "w") as f:
+            json.dump(res, f, indent=2)
+        print("wrote bench/results/bench_tunix_agentic_quick.json")
+    else:
+        set_section("tunix_agentic", res)
     return 0
 
 

@@ -177,14 +177,12 @@ class Attention(nnx.Module):
             out = causal_attention(q, k, v, positions, segments)
         else:
             rows = jnp.arange(b)[:, None]
-            # Scatter straight into the stacked cache (in place inside a decode loop); slicing
-            # the layer out first and writing it back copied the whole layer every step.
-            cache = KVCache(
-                # [B, T, Hkv, D] values land at [layer, rows, :, positions] (advanced indices first)
-                k=cache.k.at[layer, rows, :, positions].set(k.astype(cache.k.dtype), mode="drop"),
-                v=cache.v.at[layer, rows, :, positions].set(v.astype(cache.v.dtype), mode="drop"),
-            )
-            ck, cv = cache.k[layer], cache.v[layer]
+            # [B, T, Hkv, D] values land at [rows, :, positions] (advanced indices first), in place
+            # inside a decode loop
+            ck = cache.k[layer].at[rows, :, positions].set(k.astype(cache.k[layer].dtype), mode="drop")
+            cv = cache.v[layer].at[rows, :, positions].set(v.astype(cache.v[layer].dtype), mode="drop")
+            cache = KVCache(k=cache.k[:layer] + (ck,) + cache.k[layer + 1:],
+                            v=cache.v[:layer] + (cv,) + cache.v[layer + 1:])
             kpos = jnp.broadcast_to(jnp.arange(ck.shape[2])[None, :], (b, ck.shape[2]))
             out = _cached_attention(q, ck.astype(dt), cv.astype(dt), positions, kpos)
         out = out.reshape(b, t, cfg.num_heads * cfg.head_dim)

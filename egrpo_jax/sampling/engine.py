@@ -56,27 +56,26 @@ def _model_mesh(model) -> Mesh | None:
 def _window(cache: KVCache, window: int) -> KVCache:
     if window == cache.max_len:
         return cache
-    return KVCache(k=cache.k[:, :, :, :window], v=cache.v[:, :, :, :window])
+    return cache.map(lambda x: x[:, :, :window])
 
 
 def _gather_rows(cache: KVCache, rows: jax.Array, window: int) -> KVCache:
     """The given rows' first `window` slots (a compacted batch)."""
-    return KVCache(k=cache.k[:, rows, :, :window], v=cache.v[:, rows, :, :window])
+    return cache.map(lambda x: x[rows, :, :window])
 
 
 def _scatter_rows(full: KVCache, rows: jax.Array, small: KVCache) -> KVCache:
     window = small.max_len
-    return KVCache(k=full.k.at[:, rows, :, :window].set(small.k), v=full.v.at[:, rows, :, :window].set(small.v))
+    return KVCache(k=tuple(f.at[rows, :, :window].set(x) for f, x in zip(full.k, small.k)),
+                   v=tuple(f.at[rows, :, :window].set(x) for f, x in zip(full.v, small.v)))
 
 
 def _unwindow(full: KVCache, small: KVCache) -> KVCache:
     if small.max_len == full.max_len:
         return small
-    zero = (0,) * full.k.ndim
-    return KVCache(
-        k=jax.lax.dynamic_update_slice(full.k, small.k, zero),
-        v=jax.lax.dynamic_update_slice(full.v, small.v, zero),
-    )
+    zero = (0,) * full.k[0].ndim
+    return KVCache(k=tuple(jax.lax.dynamic_update_slice(f, x, zero) for f, x in zip(full.k, small.k)),
+                   v=tuple(jax.lax.dynamic_update_slice(f, x, zero) for f, x in zip(full.v, small.v)))
 
 
 class Engine:
@@ -441,7 +440,8 @@ class Engine:
         exe = _EXECUTABLES.get(sig)
         if exe is None:
             t0 = time.perf_counter()
-            out_sh = (KVCache(k=self._cache_sh, v=self._cache_sh), self._repl)
+            layers = (self._cache_sh,) * self.cfg.num_layers
+            out_sh = (KVCache(k=layers, v=layers), self._repl)
             if key[0] == "write":
                 out_sh = out_sh[0]
             exe = jax.jit(make_fn(), donate_argnums=(1,), out_shardings=out_sh).lower(*args).compile()

@@ -50,7 +50,7 @@ def test_sharded_forward_matches_single_device():
     assert wq.sharding.mesh.shape == {"data": 2, "fsdp": 2, "tensor": 2}
     # each device holds a quarter of wq (fsdp x tensor), replicated over data
     assert {s.data.shape for s in wq.addressable_shards} == {(CFG.hidden_size // 2, CFG.num_heads * CFG.head_dim // 2)}
-    assert cache.k.sharding.spec == P(None, ("data", "fsdp"), "tensor")
+    assert cache.k[0].sharding.spec == P(("data", "fsdp"), "tensor")
 
 
 def test_axes_that_do_not_divide_are_replicated():
