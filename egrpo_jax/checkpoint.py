@@ -34,14 +34,32 @@ from egrpo_jax.errors import RunError
 log = logging.getLogger(__name__)
 
 
+def _raised_in_orbax(exc: BaseException | None) -> bool:
+    """Whether exc, or an exception it was chained from, passed through orbax's code."""
+    seen = 0
+    while exc is not None and seen < 20:
+        tb = exc.__traceback__
+        while tb is not None:
+            if f"{os.sep}orbax{os.sep}" in tb.tb_frame.f_code.co_filename:
+                return True
+            tb = tb.tb_next
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 class _DropOrbaxFailureCopies(logging.Filter):
-    """A failed orbax write is reported again, multi-line, by orbax's worker threads (absl) and by
-    its abandoned asyncio tasks (asyncio); save raises the same error with its cause in one line."""
+    """A failed orbax read or write is reported again, multi-line, by orbax's worker threads (absl)
+    and by its abandoned asyncio tasks and gather futures (asyncio); save and restore raise the same
+    error, and the caller reports its cause in one line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
-        return not ("_SignalingThread.run() raised an exception" in msg
-                    or ("exception was never retrieved" in msg and "orbax" in msg))  # Task or _GatheringFuture
+        if "_SignalingThread.run() raised an exception" in msg:
+            return False
+        # A gather future's message names no orbax file (only the TensorStore spec, which names the
+        # checkpoint folder): the exception's own traceback says where it came from.
+        exc = record.exc_info[1] if record.exc_info else None
+        return not ("exception was never retrieved" in msg and ("orbax" in msg or _raised_in_orbax(exc)))
 
 
 def _drop_closed_loop_noise(unraisable, _default=sys.unraisablehook) -> None:
@@ -52,8 +70,8 @@ def _drop_closed_loop_noise(unraisable, _default=sys.unraisablehook) -> None:
         return
     # A failed read: restore raises the error (newest_readable names it in one line); orbax's
     # sibling read coroutines, abandoned, report the same failure again with a page of spec.
-    if "_read_array_index_and_device_put" in repr(unraisable.object) and \
-            str(exc).startswith("Encountered error while reading array index"):
+    if str(exc).startswith("Encountered error while reading array index") and (
+            _raised_in_orbax(exc) or "_read_array_index_and_device_put" in repr(unraisable.object)):
         return
     _default(unraisable)
 
