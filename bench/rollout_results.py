@@ -4,8 +4,8 @@
 
 Each benchmark sets its own section when it runs at full size (bench_rollout: continuous;
 bench_tunix_agentic: tunix_agentic; bench_offpolicy: offpolicy; bench_train: train; bench_tunix:
-sampler), with its ratio, the load average at its start and end, the time and the commit it was
-measured on. Sections are measured in separate runs, so each ratio compares two arms of one run,
+sampler), with its ratio, the load average at its start and end, the time, the commit and the CPU
+it was measured on. Sections are measured in separate runs, so each ratio compares two arms of one run,
 never numbers across sections.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -36,7 +37,20 @@ def _commit() -> str:
         return subprocess.run(["git", *a], cwd=os.path.dirname(HERE), capture_output=True, text=True).stdout.strip()
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    # this file itself is not code: a run that wrote another section does not make the next one dirty
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results") else "")
+
+
+def _cpu() -> str:
+    """The CPU and the cores this process may use: ratios differ between machine kinds."""
+    fields = {}
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            first = f.read().split("\n\n", 1)[0]
+        fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    name = fields.get("model name", platform.machine())
+    return f"{name} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')}), {cores} cores"
 
 
 def load() -> dict:
@@ -54,7 +68,7 @@ def set_section(name: str, section: dict) -> None:
     if missing:
         raise ValueError(f"bench_rollout.json section {name!r} lacks {', '.join(missing)}")
     data = load()
-    data[name] = dict(section, measured=time.strftime("%Y-%m-%d %H:%M"), commit=_commit())
+    data[name] = dict(section, measured=time.strftime("%Y-%m-%d %H:%M"), commit=_commit(), cpu=_cpu())
     os.makedirs(os.path.dirname(PATH), exist_ok=True)
     with open(PATH, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
@@ -62,18 +76,18 @@ def set_section(name: str, section: dict) -> None:
 
 
 def table(data: dict) -> str:
-    lines = ["| section | ratio | goal | met | load start -> end | measured | commit | ratio of |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| section | ratio | goal | met | load start -> end | measured | commit | cpu | ratio of |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, (what, goal) in SECTIONS.items():
         s = data.get(name)
         if s is None:
-            lines.append(f"| {name} | not measured | {goal or '-'} | | | | | {what} |")
+            lines.append(f"| {name} | not measured | {goal or '-'} | | | | | | {what} |")
             continue
         met = "-" if goal is None else ("yes" if s["ratio"] >= goal else "no")
         load = ("unrecorded" if s["load_avg_start"] is None  # a run from before loads were kept
                 else f"{s['load_avg_start'][0]:.2f} -> {s['load_avg_end'][0]:.2f}")
         lines.append(f"| {name} | {s['ratio']:.2f}x | {f'>= {goal}x' if goal else '-'} | {met} | {load} | "
-                     f"{s.get('measured', '?')} | {s.get('commit', '?')} | {what} |")
+                     f"{s.get('measured', '?')} | {s.get('commit', '?')} | {s.get('cpu', 'unrecorded')} | {what} |")
     return "\n".join(lines)
 
 
