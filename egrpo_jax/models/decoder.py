@@ -82,14 +82,15 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.A
 
 
 def _cached_attention(q, keys, values, positions, kpos):
-    """q [B, T, H, D] attends to cache slots [B, Hkv, S, D] at positions kpos <= its own.
+    """q [B, T, H, D] attends to cached keys [B, Hkv, D, S] and values [B, Hkv, S, D] at positions
+    kpos <= its own.
 
     Only the (small) queries are transposed, heads first: the cache operands are read as they lie.
     """
     b, t, h, d = q.shape
     kv = keys.shape[1]
     qh = q.reshape(b, t, kv, h // kv, d).transpose(0, 2, 3, 1, 4)  # [B, Kv, G, T, D]
-    scores = jnp.einsum("bkgtd,bksd->bkgts", qh, keys, preferred_element_type=jnp.float32) / math.sqrt(d)
+    scores = jnp.einsum("bkgtd,bkds->bkgts", qh, keys, preferred_element_type=jnp.float32) / math.sqrt(d)
     mask = kpos[:, None, :] <= positions[:, :, None]  # [B, T, S]
     scores = jnp.where(mask[:, None, None, :, :], scores, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores, axis=-1).astype(q.dtype)
@@ -176,14 +177,9 @@ class Attention(nnx.Module):
         if cache is None:
             out = causal_attention(q, k, v, positions, segments)
         else:
-            rows = jnp.arange(b)[:, None]
-            # [B, T, Hkv, D] values land at [rows, :, positions] (advanced indices first), in place
-            # inside a decode loop
-            ck = cache.k[layer].at[rows, :, positions].set(k.astype(cache.k[layer].dtype), mode="drop")
-            cv = cache.v[layer].at[rows, :, positions].set(v.astype(cache.v[layer].dtype), mode="drop")
-            cache = KVCache(k=cache.k[:layer] + (ck,) + cache.k[layer + 1:],
-                            v=cache.v[:layer] + (cv,) + cache.v[layer + 1:])
-            kpos = jnp.broadcast_to(jnp.arange(ck.shape[2])[None, :], (b, ck.shape[2]))
+            cache = cache.write(layer, positions, k, v)
+            ck, cv = cache.k[layer], cache.v[layer]
+            kpos = jnp.broadcast_to(jnp.arange(cache.max_len)[None, :], (b, cache.max_len))
             out = _cached_attention(q, ck.astype(dt), cv.astype(dt), positions, kpos)
         out = out.reshape(b, t, cfg.num_heads * cfg.head_dim)
         return dense(out, self.wo[...].astype(dt)), cache

@@ -26,7 +26,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from egrpo_jax.mesh import single_device_mesh
-from egrpo_jax.models.kv_cache import KVCache, cache_sharding, init_cache
+from egrpo_jax.models.kv_cache import cache_shardings, init_cache
 from egrpo_jax.sampling import sampling as smp
 from egrpo_jax.sampling.api import BUDGET, EOS, LENGTH, STOP, SamplingParams, Segment
 from egrpo_jax.sampling.stops import StopTable
@@ -51,31 +51,6 @@ def _model_mesh(model) -> Mesh | None:
         if isinstance(sh, NamedSharding):
             return sh.mesh
     return None
-
-
-def _window(cache: KVCache, window: int) -> KVCache:
-    if window == cache.max_len:
-        return cache
-    return cache.map(lambda x: x[:, :, :window])
-
-
-def _gather_rows(cache: KVCache, rows: jax.Array, window: int) -> KVCache:
-    """The given rows' first `window` slots (a compacted batch)."""
-    return cache.map(lambda x: x[rows, :, :window])
-
-
-def _scatter_rows(full: KVCache, rows: jax.Array, small: KVCache) -> KVCache:
-    window = small.max_len
-    return KVCache(k=tuple(f.at[rows, :, :window].set(x) for f, x in zip(full.k, small.k)),
-                   v=tuple(f.at[rows, :, :window].set(x) for f, x in zip(full.v, small.v)))
-
-
-def _unwindow(full: KVCache, small: KVCache) -> KVCache:
-    if small.max_len == full.max_len:
-        return small
-    zero = (0,) * full.k[0].ndim
-    return KVCache(k=tuple(jax.lax.dynamic_update_slice(f, x, zero) for f, x in zip(full.k, small.k)),
-                   v=tuple(jax.lax.dynamic_update_slice(f, x, zero) for f, x in zip(full.v, small.v)))
 
 
 class Engine:
@@ -141,7 +116,7 @@ class Engine:
         self._eos = np.full(bucket(len(self.eos_ids), 4), -1, np.int32)  # -1 never matches
         self._eos[: len(self.eos_ids)] = self.eos_ids
 
-        self._cache_sh = cache_sharding(cfg, self.num_rows, self.max_len, self.mesh)
+        self._cache_sh = cache_shardings(cfg, self.num_rows, self.max_len, self.mesh)
         self._repl = NamedSharding(self.mesh, P())
         self._stop_dev = self._put(self._stop_table)  # placed once: [states, vocab] can be MBs
         self.cache = init_cache(cfg, self.num_rows, self.max_len, cache_dtype, self.mesh)
@@ -440,8 +415,7 @@ class Engine:
         exe = _EXECUTABLES.get(sig)
         if exe is None:
             t0 = time.perf_counter()
-            layers = (self._cache_sh,) * self.cfg.num_layers
-            out_sh = (KVCache(k=layers, v=layers), self._repl)
+            out_sh = (self._cache_sh, self._repl)
             if key[0] == "write":
                 out_sh = out_sh[0]
             exe = jax.jit(make_fn(), donate_argnums=(1,), out_shardings=out_sh).lower(*args).compile()
@@ -491,13 +465,10 @@ class Engine:
 
         def fn(state, cache, tokens, positions, rows=None):
             model = nnx.merge(graphdef, state)
-            if gather:
-                small = _gather_rows(cache, rows, window)
-            else:
-                small = _window(cache, window)
+            small = cache.take_rows(rows, window) if gather else cache.window(window)
             positions = jnp.minimum(positions, window)  # padding parks at `window`: dropped
             _, small = model.hidden(tokens, positions, cache=small)
-            return _scatter_rows(cache, rows, small) if gather else _unwindow(cache, small)
+            return cache.put_rows(rows, small) if gather else cache.put_window(small)
 
         return fn
 
@@ -540,10 +511,7 @@ class Engine:
 
         def fn(state, cache, rows, seed, kids, pending, pos, live, rem, stop_state, limit, min_live, stop_table, eos):
             model = nnx.merge(graphdef, state)
-            if full_rows:
-                small = _window(cache, window)
-            else:
-                small = _gather_rows(cache, rows, window)
+            small = cache.window(window) if full_rows else cache.take_rows(rows, window)
             b = n_rows
             zeros_i = jnp.zeros((b, tb), jnp.int32)
             zeros_f = jnp.zeros((b, tb), jnp.float32)
@@ -592,10 +560,7 @@ class Engine:
                 }
 
             c = jax.lax.while_loop(cond, body, init)
-            if full_rows:
-                cache = _unwindow(cache, c["cache"])
-            else:
-                cache = _scatter_rows(cache, rows, c["cache"])
+            cache = cache.put_window(c["cache"]) if full_rows else cache.put_rows(rows, c["cache"])
             return cache, (c["tok"], c["lp"], c["raw"], c["count"], c["reason"], c["stop_idx"], c["win"], c["pending"],
                            c["step"])
 
