@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
+
+from egrpo_jax.runtime import cpu_facts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PATH = os.path.join(HERE, "results", "bench_rollout.json")
@@ -43,14 +44,8 @@ def _commit() -> str:
 
 def _cpu() -> str:
     """The CPU and the cores this process may use: ratios differ between machine kinds."""
-    fields = {}
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            first = f.read().split("\n\n", 1)[0]
-        fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    name = fields.get("model name", platform.machine())
-    return f"{name} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')}), {cores} cores"
+    c = cpu_facts()
+    return f"{c['cpu']}, {c['cores']} cores"
 
 
 def load() -> dict:

@@ -56,10 +56,10 @@ class _DropOrbaxFailureCopies(logging.Filter):
         msg = record.getMessage()
         if "_SignalingThread.run() raised an exception" in msg:
             return False
-        # A gather future's message names no orbax file (only the TensorStore spec, which names the
-        # checkpoint folder): the exception's own traceback says where it came from.
+        # The exception's own traceback says where it came from: a gather future's message names no
+        # orbax file, and a message's text could name orbax without coming from it.
         exc = record.exc_info[1] if record.exc_info else None
-        return not ("exception was never retrieved" in msg and ("orbax" in msg or _raised_in_orbax(exc)))
+        return not ("exception was never retrieved" in msg and _raised_in_orbax(exc))
 
 
 def _drop_closed_loop_noise(unraisable, _default=sys.unraisablehook) -> None:
@@ -70,8 +70,7 @@ def _drop_closed_loop_noise(unraisable, _default=sys.unraisablehook) -> None:
         return
     # A failed read: restore raises the error (newest_readable names it in one line); orbax's
     # sibling read coroutines, abandoned, report the same failure again with a page of spec.
-    if str(exc).startswith("Encountered error while reading array index") and (
-            _raised_in_orbax(exc) or "_read_array_index_and_device_put" in repr(unraisable.object)):
+    if str(exc).startswith("Encountered error while reading array index") and _raised_in_orbax(exc):
         return
     _default(unraisable)
 

@@ -60,8 +60,8 @@ def pin_cpu_numerics() -> None:
     os.environ["XLA_FLAGS"] = " ".join(flags)
 
 
-def machine_facts() -> dict[str, object]:
-    """What decides this process's CPU arithmetic, for a record's provenance (grid_store)."""
+def cpu_facts() -> dict[str, object]:
+    """The CPU (model name, family, model), its vector ISA and the cores this process may use."""
     cpu, isa = platform.machine(), []
     try:
         with open("/proc/cpuinfo") as f:
@@ -73,8 +73,12 @@ def machine_facts() -> dict[str, object]:
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "isa": isa, "cores": cores, "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "probe": arithmetic_probe()}
+    return {"cpu": cpu, "isa": isa, "cores": cores}
+
+
+def machine_facts() -> dict[str, object]:
+    """What decides this process's CPU arithmetic, for a record's provenance (grid_store)."""
+    return {**cpu_facts(), "xla_flags": os.environ.get("XLA_FLAGS", ""), "probe": arithmetic_probe()}
 
 
 @functools.cache  # a process's arithmetic is fixed once jax has started (its flags are read then)

@@ -7,8 +7,8 @@ dropped (never clamped onto valid slots).
 
 The layouts are the ones attention's two products read as plain batched GEMM operands: scores
 q [.., g, d] x K [.., d, slots] and outputs probs [.., g, slots] x V [.., slots, d]. On XLA:CPU
-(YNNPACK) a K stored [.., slots, d], contracted on its minor axis, cost 5x a standard product (a
-batch-64 decode step's score product 0.50 -> 0.10 ms per layer, bench/README.md); with slots before
+(YNNPACK) a K stored [.., slots, d], contracted on its minor axis, cost 5x a standard product (on a
+batch-64 decode step's shapes 0.50 -> 0.10 ms per layer, bench/README.md); with slots before
 heads XLA transposed every layer's K and V at every step. One array per layer, not one stacked
 [layers, ...] array: a stacked layout made XLA copy each layer's slice out at every decode step.
 Which axis holds the slots is known here only: callers window, gather and scatter through the
