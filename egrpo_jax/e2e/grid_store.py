@@ -172,9 +172,22 @@ class RunStore:
                              "choose another --docs folder")
 
     def put_start(self, records: Mapping[str, Any]) -> None:
+        """Write start.json. A start that is already recorded (its fingerprint matched in __init__, so
+        this call reproduced it bit for bit) keeps the commit and machine that first trained it; a
+        machine that reproduced it is added to `reproduced_on`, so continuing a grid elsewhere never
+        rewrites where the start came from."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._write(self.dir / START, {"fingerprint": self.fingerprint, "commit": _commit(),
-                                       "machine": machine_facts(), **records})
+        here = {"commit": _commit(), "machine": machine_facts()}
+        path = self.dir / START
+        head = {**here, "reproduced_on": []}
+        if path.is_file():
+            old = json.loads(path.read_text())
+            head = {"commit": old.get("commit"), "machine": old.get("machine"),
+                    "reproduced_on": list(old.get("reproduced_on", []))}
+            if here["machine"] != head["machine"] and all(here["machine"] != r.get("machine")
+                                                          for r in head["reproduced_on"]):
+                head["reproduced_on"].append(here)
+        self._write(path, {"fingerprint": self.fingerprint, **head, **records})
 
     def get(self, name: str) -> dict | None:
         path = self.dir / "runs" / f"{name}.json"

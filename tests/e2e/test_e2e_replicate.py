@@ -153,6 +153,26 @@ def test_run_store_reuses_only_records_of_the_same_start(tmp_path):
         store.get("bare")
 
 
+def test_a_start_continued_on_another_machine_keeps_the_machine_that_trained_it(tmp_path):
+    from egrpo_jax.e2e.grid_store import RunStore
+    from egrpo_jax.runtime import machine_facts
+
+    fp = {"sft_params": "aa", "sft_eval": "bb", "settings": "cc"}
+    start = tmp_path / "start.json"
+    RunStore(tmp_path, fp).put_start({"sft": {"arm": SFT_LABEL}})
+    head = json.loads(start.read_text())
+    assert head["machine"] == machine_facts() and head["reproduced_on"] == []
+    RunStore(tmp_path, fp).put_start({"sft": {"arm": SFT_LABEL}})  # again here: nothing to add
+    assert json.loads(start.read_text())["reproduced_on"] == []
+    first = {**head["machine"], "cpu": "First CPU (family 1 model 2)"}
+    start.write_text(json.dumps({**head, "machine": first, "commit": "0000000"}))
+    for _ in range(2):  # a second continuation on this machine is not listed twice
+        RunStore(tmp_path, fp).put_start({"sft": {"arm": SFT_LABEL}, "data_sha256": "ff"})
+    got = json.loads(start.read_text())
+    assert got["machine"] == first and got["commit"] == "0000000" and got["data_sha256"] == "ff"
+    assert [r["machine"] for r in got["reproduced_on"]] == [machine_facts()]
+
+
 def test_a_grid_recorded_with_other_arithmetic_is_refused_before_anything_is_trained(tmp_path):
     from egrpo_jax.e2e.grid_store import RunStore, check_arithmetic
     from egrpo_jax.e2e.replicate import run_replicate
