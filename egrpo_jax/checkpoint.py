@@ -47,19 +47,33 @@ def _raised_in_orbax(exc: BaseException | None) -> bool:
     return False
 
 
+# Checkpoint folders whose save this process reported failed (Checkpointer.save): copies of that
+# failure, left in futures nobody awaits, name a path inside one of them.
+_FAILED_SAVES: set[str] = set()
+
+
+def _copies_a_failed_save(exc: BaseException | None) -> bool:
+    """Whether exc is a write error inside a folder whose failed save was already reported. TensorStore
+    completes its write futures from C++, so they carry no traceback to say they came from orbax."""
+    text = str(exc) if exc is not None else ""
+    return any(f"{d}{os.sep}" in text for d in _FAILED_SAVES)
+
+
 class _DropOrbaxFailureCopies(logging.Filter):
     """A failed orbax read or write is reported again, multi-line, by orbax's worker threads (absl)
-    and by its abandoned asyncio tasks and gather futures (asyncio); save and restore raise the same
+    and by its abandoned asyncio tasks and futures (asyncio); save and restore raise the same
     error, and the caller reports its cause in one line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
         if "_SignalingThread.run() raised an exception" in msg:
             return False
-        # The exception's own traceback says where it came from: a gather future's message names no
-        # orbax file, and a message's text could name orbax without coming from it.
+        if "exception was never retrieved" not in msg:
+            return True
+        # The exception's own traceback, or the failed save it names, says where it came from: a
+        # message's text could name orbax without coming from it.
         exc = record.exc_info[1] if record.exc_info else None
-        return not ("exception was never retrieved" in msg and _raised_in_orbax(exc))
+        return not (_raised_in_orbax(exc) or _copies_a_failed_save(exc))
 
 
 def _drop_closed_loop_noise(unraisable, _default=sys.unraisablehook) -> None:
@@ -162,6 +176,7 @@ class Checkpointer:
             )
             self.manager.wait_until_finished()
         except Exception as e:  # noqa: BLE001 - orbax/tensorstore bury the cause deep in the chain
+            _FAILED_SAVES.add(self.directory)
             gc.collect()  # orbax's abandoned tasks report now (filtered above), not after our line
             raise CheckpointError(f"checkpoint.dir {self.directory}: saving step {step} failed: {_cause(e)}") from e
 

@@ -142,6 +142,35 @@ def test_an_abandoned_gather_of_a_failed_orbax_read_is_not_logged_again(tmp_path
     assert "raised elsewhere" in logged[0]  # anyone else's lost error is still reported
 
 
+def _abandon_a_failed_future(err):
+    """What TensorStore leaves after one of orbax's writes fails: a plain future, completed from C++
+    (no traceback), whose error nobody retrieves ('Future exception was never retrieved')."""
+    loop = asyncio.new_event_loop()
+    loop.create_future().set_exception(err)
+    loop.close()
+    gc.collect()
+
+
+def test_copies_of_a_failed_save_left_in_futures_are_not_logged_again(tmp_path, caplog):
+    # CI saw one such future per array beside `egrpo sft`'s one-line 'saving step 1 failed'.
+    ck = Checkpointer(str(tmp_path / "ck"))
+    inside = f'Error writing "a000007/0.0" in OCDBT database at local file "{tmp_path}/ck/1.orbax-checkpoint-tmp/d/x"'
+
+    def fail(*_, **__):
+        raise ValueError(f"OUT_OF_RANGE: {inside}: File too large [os_error_code='27']")
+
+    ck.manager.save = fail
+    with pytest.raises(CheckpointError, match="saving step 1 failed: File too large"):
+        ck.save(1, {"w": jax.numpy.ones(4)})
+    with caplog.at_level("ERROR", logger="asyncio"):
+        _abandon_a_failed_future(ValueError(f"OUT_OF_RANGE: {inside}"))
+        _abandon_a_failed_future(ValueError(f'Error writing in "{tmp_path}/other/1/d/x"'))
+        _abandon_a_failed_future(ValueError(f'Error writing in "{tmp_path}/ck-b/1/d/x"'))  # a sibling, not inside
+    logged = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+    assert len(logged) == 2 and all("Future exception was never retrieved" in m for m in logged)
+    assert "other/1" in logged[0] and "ck-b/1" in logged[1]  # anyone else's lost error is still reported
+
+
 def test_no_readable_step_is_one_line(tmp_path):
     state = {"w": jax.numpy.ones(100)}
     ck = Checkpointer(str(tmp_path / "ck"))
