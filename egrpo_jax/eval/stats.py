@@ -3,8 +3,9 @@
 Runs are compared on the same held-out questions, and RL arms on the same seeds (same SFT start,
 same question order, same sampling seeds), so the comparison is paired twice: the bootstrap
 resamples QUESTIONS (one resample shared by every seed), and the statistic is the mean over seeds
-and questions of the difference. Seeds are not resampled: with 3-5 seeds their spread is reported
-separately (mean ± std) rather than folded into an interval that would pretend to know it.
+and questions of the difference. That interval leaves out run-to-run spread (another training seed
+is another policy), so with 2 or more paired runs the per-run differences also get a Student-t
+interval over runs (seed_interval), and the effect those runs could detect (its power).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+from scipy import stats as _st
 
 
 def per_question(rollouts: Iterable[Mapping]) -> dict[str, tuple[float, float]]:
@@ -65,3 +67,39 @@ def score_matrix(runs: Sequence[Mapping[str, tuple[float, float]]], questions: S
             raise ValueError(f"score_matrix: run {i} has no rollouts for {len(missing)} question(s), e.g. {missing[0]}")
         out[i] = [run[q][which] for q in questions]
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedDiff:
+    mean: float  # mean over paired runs of each run's mean difference over questions
+    lo: float  # 95% Student-t interval over runs (n - 1 degrees of freedom)
+    hi: float
+    sd: float  # sample standard deviation of the per-run differences
+    seeds: int
+
+    def points(self) -> str:
+        return f"{100 * self.mean:+.1f} [{100 * self.lo:+.1f}, {100 * self.hi:+.1f}]"
+
+    def detectable(self, *, seeds: int | None = None, power: float = 0.8, level: float = 0.95) -> float:
+        """The smallest true difference a two-sided t-test at `level` finds with probability `power`
+        over `seeds` runs (default: these), if runs spread as these did: (t_{1-a/2} + t_power) * sd / sqrt(n),
+        the usual approximation of the noncentral t."""
+        n = self.seeds if seeds is None else seeds
+        t = _st.t.ppf(1 - (1 - level) / 2, n - 1) + _st.t.ppf(power, n - 1)
+        return float(t * self.sd / np.sqrt(n))
+
+    def seeds_to_detect(self, effect: float, *, power: float = 0.8, level: float = 0.95,
+                        most: int = 1000) -> int | None:
+        """How many paired runs detect a true difference of `effect` (None: more than `most`)."""
+        return next((n for n in range(2, most + 1) if self.detectable(seeds=n, power=power, level=level) <= effect),
+                    None)
+
+
+def seed_interval(diffs: Sequence[float], *, level: float = 0.95) -> SeedDiff:
+    """diffs: one difference per paired run (e.g. a run's Pass@1 minus its GRPO partner's)."""
+    d = np.asarray(diffs, np.float64)
+    if d.ndim != 1 or d.shape[0] < 2:
+        raise ValueError(f"seed_interval: needs 2 or more paired runs, got {d.shape[0] if d.ndim == 1 else d.shape}")
+    sd = float(d.std(ddof=1))
+    half = float(_st.t.ppf(1 - (1 - level) / 2, d.shape[0] - 1) * sd / np.sqrt(d.shape[0]))
+    return SeedDiff(float(d.mean()), float(d.mean() - half), float(d.mean() + half), sd, int(d.shape[0]))

@@ -66,6 +66,10 @@ def test_aggregate_micro(tmp_path):
     assert d["mean"] == pytest.approx(0.10) and d["lo"] < 0.10 < d["hi"] and (d["seeds"], d["questions"]) == (3, 20)
     assert summary["paired"]["GRPO (alpha=0)"]["pass@1 vs SFT"]["mean"] == pytest.approx(0.05)
     assert "| E-GRPO (alpha=0.3) | 3 | +10.0 [" in text
+    # over runs (Student t, 2 df): E-GRPO minus GRPO +10, +5, +15 points; GRPO minus SFT +10, 0, +5
+    assert "| +10.0 [-2.4, +22.4] |" in text and "| +5.0 [-7.4, +17.4] |" in text
+    assert summary["paired"]["E-GRPO (alpha=0.3)"]["pass@1 vs GRPO, over runs"]["sd"] == pytest.approx(0.05)
+    assert "Pass@1 over 3 runs +10.0 [-2.4, +22.4], sd 5.0: these runs find a true difference of 15.5 points" in text
     assert "3. E-GRPO uses fewer tool calls per rollout in training: holds (-0.500" in text
     assert "1. Correct rollouts mention more ground-truth entities than wrong ones: holds" in text
     for name in ("tool_calls_per_rollout", "accuracy", "reward_mean", "entity_match_all", "alpha_curve"):
