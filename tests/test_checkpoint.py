@@ -162,6 +162,7 @@ def test_copies_of_a_failed_save_left_in_futures_are_not_logged_again(tmp_path, 
     ck.manager.save = fail
     with pytest.raises(CheckpointError, match="saving step 1 failed: File too large"):
         ck.save(1, {"w": jax.numpy.ones(4)})
+    ck.close()
     with caplog.at_level("ERROR", logger="asyncio"):
         _abandon_a_failed_future(ValueError(f"OUT_OF_RANGE: {inside}"))
         _abandon_a_failed_future(ValueError(f'Error writing in "{tmp_path}/other/1/d/x"'))

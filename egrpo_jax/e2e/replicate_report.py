@@ -55,9 +55,10 @@ def aggregate(records: Sequence[Mapping], out_dir: str | Path, *, title: str = "
                "correctness.")
     ci_note = ("Differences in percentage points, mean over seeds and questions, with a 95% bootstrap interval "
                "over questions (the same resample for every seed; runs paired by SFT start and seed: same start, "
-               "questions and sampling seeds; each run against its own start). Over runs: the mean of each paired run's difference with a 95% Student-t interval over runs (2 or more), "
-               "which holds run-to-run spread: another seed trains another policy. Tool calls: mean ± std over seeds of the "
-               "per-seed difference of the training mean.")
+               "questions and sampling seeds; each run against its own start). Over runs: the mean of each "
+               "paired run's difference with a 95% Student-t interval over runs (2 or more), which holds "
+               "run-to-run spread: another seed trains another policy. Tool calls: mean ± std over seeds of "
+               "the per-seed difference of the training mean.")
     lines = [f"# {title}", "", *notes, "", "## Held-out test set (mean ± std over seeds)", "", table, columns, "",
              "## Paired differences", "", ci_note, "", *paired["lines"],
              "", "## Entity analysis (summed over seeds)", "",
@@ -135,20 +136,10 @@ def paired_table(groups: Mapping[str, Sequence[Mapping]]) -> dict[str, Any]:
             continue
         d: dict[str, Any] = {}
         paired = [r for r in runs if _key(r) in grpo]
-        if name != GRPO.label and paired:
-            for which, key in ((0, "pass@1"), (1, "pass@3")):
-                a, b = _matrix(paired, questions, which), _matrix([grpo[_key(r)] for r in paired], questions, which)
-                d[f"{key} vs GRPO"] = paired_bootstrap(a, b)
-                if len(paired) > 1:
-                    d[f"{key} vs GRPO, over runs"] = seed_interval((a - b).mean(axis=1))
+        if name != GRPO.label:
+            d.update(_compare(paired, [grpo[_key(r)] for r in paired], questions, "GRPO"))
         with_start = [r for r in runs if r.get("start", "") in sft]
-        if with_start:
-            for which, key in ((0, "pass@1"), (1, "pass@3")):
-                a = _matrix(with_start, questions, which)
-                b = _matrix([sft[r.get("start", "")] for r in with_start], questions, which)
-                d[f"{key} vs SFT"] = paired_bootstrap(a, b)
-                if len(with_start) > 1:
-                    d[f"{key} vs SFT, over runs"] = seed_interval((a - b).mean(axis=1))
+        d.update(_compare(with_start, [sft[r.get("start", "")] for r in with_start], questions, "SFT"))
         tc = [r["summary"].get("train/tool_calls") - grpo[_key(r)]["summary"].get("train/tool_calls")
               for r in paired if r["summary"].get("train/tool_calls") is not None
               and grpo[_key(r)]["summary"].get("train/tool_calls") is not None]
@@ -160,6 +151,21 @@ def paired_table(groups: Mapping[str, Sequence[Mapping]]) -> dict[str, Any]:
                     f"{cell('pass@3 vs SFT')} | {tool} |")
         d["train_tool_calls_vs_grpo"] = tc
     return {"lines": rows if len(rows) > 2 else ["(no RL runs)"], "diffs": diffs}
+
+
+def _compare(runs: Sequence[Mapping], partners: Sequence[Mapping], questions: Sequence[str],
+             against: str) -> dict[str, Any]:
+    """Pass@1 / Pass@3 of runs minus their partners (row i pairs with row i): the bootstrap over
+    questions and, with 2 or more pairs, the t interval over the pairs' own differences."""
+    out: dict[str, Any] = {}
+    if not runs:
+        return out
+    for which, key in ((0, "pass@1"), (1, "pass@3")):
+        a, b = _matrix(runs, questions, which), _matrix(partners, questions, which)
+        out[f"{key} vs {against}"] = paired_bootstrap(a, b)
+        if len(runs) > 1:
+            out[f"{key} vs {against}, over runs"] = seed_interval((a - b).mean(axis=1))
+    return out
 
 
 def claims(groups: Mapping[str, Sequence[Mapping]], diffs: Mapping[str, Mapping[str, Any]],

@@ -69,6 +69,10 @@ def score_matrix(runs: Sequence[Mapping[str, tuple[float, float]]], questions: S
     return out
 
 
+def _t(q: float, df: int) -> float:
+    return float(_st.t.ppf(q, df))
+
+
 @dataclasses.dataclass(frozen=True)
 class SeedDiff:
     mean: float  # mean over paired runs of each run's mean difference over questions
@@ -85,8 +89,7 @@ class SeedDiff:
         over `seeds` runs (default: these), if runs spread as these did: (t_{1-a/2} + t_power) * sd / sqrt(n),
         the usual approximation of the noncentral t."""
         n = self.seeds if seeds is None else seeds
-        t = _st.t.ppf(1 - (1 - level) / 2, n - 1) + _st.t.ppf(power, n - 1)
-        return float(t * self.sd / np.sqrt(n))
+        return (_t(1 - (1 - level) / 2, n - 1) + _t(power, n - 1)) * self.sd / float(np.sqrt(n))
 
     def seeds_to_detect(self, effect: float, *, power: float = 0.8, level: float = 0.95,
                         most: int = 1000) -> int | None:
@@ -101,5 +104,5 @@ def seed_interval(diffs: Sequence[float], *, level: float = 0.95) -> SeedDiff:
     if d.ndim != 1 or d.shape[0] < 2:
         raise ValueError(f"seed_interval: needs 2 or more paired runs, got {d.shape[0] if d.ndim == 1 else d.shape}")
     sd = float(d.std(ddof=1))
-    half = float(_st.t.ppf(1 - (1 - level) / 2, d.shape[0] - 1) * sd / np.sqrt(d.shape[0]))
+    half = _t(1 - (1 - level) / 2, d.shape[0] - 1) * sd / float(np.sqrt(d.shape[0]))
     return SeedDiff(float(d.mean()), float(d.mean() - half), float(d.mean() + half), sd, int(d.shape[0]))
