@@ -2,7 +2,7 @@
 
 Each command module defines `configure(parser)` and `run(args) -> int`. Modules are imported
 lazily so `egrpo --help` is fast and `--cpu-devices` is applied before jax is imported.
-`--cpu-devices N` and `--debug` are accepted anywhere on the line; `--config.KEY=VALUE` overrides
+`--cpu-devices N`, `--compile-cache DIR|off` and `--debug` are accepted anywhere on the line; `--config.KEY=VALUE` overrides
 are taken out here and given to the commands that run on a config (commands.common).
 
 Errors: bad input (ValueError / OSError: config, data, model files, paths) prints one line
@@ -19,6 +19,7 @@ import sys
 
 from egrpo_jax import runtime
 from egrpo_jax.commands.common import PREFIX, split_overrides
+from egrpo_jax.compile_cache import ENV, default_dir, use_cache
 from egrpo_jax.errors import RunError, one_line
 
 EXIT_BAD_INPUT, EXIT_RUN_FAILED = 2, 1
@@ -47,6 +48,9 @@ def _global_options() -> argparse.ArgumentParser:
                    help="expose N fake XLA CPU devices (CPU test mode); same as EGRPO_CPU_DEVICES=N")
     g.add_argument("--debug", action="store_true",
                    help="show the traceback of an error (default: one line); same as EGRPO_DEBUG=1")
+    g.add_argument("--compile-cache", default=None, metavar="DIR|off",
+                   help="jax's persistent compilation cache: compiled steps are kept in DIR and reused by "
+                        f"the next run of the same shapes (default: {ENV} or {default_dir()}; off: none)")
     return p
 
 
@@ -61,24 +65,29 @@ def build_parser(load: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _take_global_options(argv: list[str]) -> tuple[list[str], int | None, bool]:
-    """(argv without --cpu-devices N / --debug, N, debug), wherever they stand."""
-    rest, devices, debug, i = [], None, False, 0
+def _take_global_options(argv: list[str]) -> tuple[list[str], int | None, bool, str | None]:
+    """(argv without --cpu-devices N / --debug / --compile-cache DIR, N, debug, DIR), wherever they stand."""
+    rest, values, debug, i = [], {}, False, 0
     while i < len(argv):
         a = argv[i]
+        name = a.split("=", 1)[0]
         if a == "--debug":
             debug = True
-        elif a == "--cpu-devices" or a.startswith("--cpu-devices="):
-            value = a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
+        elif name in ("--cpu-devices", "--compile-cache"):
+            values[name] = a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
             i += 0 if "=" in a else 1
-            try:
-                devices = int(value)
-            except ValueError:
-                raise ValueError(f"--cpu-devices {value!r}: must be an integer >= 1") from None
         else:
             rest.append(a)
         i += 1
-    return rest, devices, debug
+    devices = values.get("--cpu-devices")
+    if devices is not None:
+        try:
+            devices = int(devices)
+        except ValueError:
+            raise ValueError(f"--cpu-devices {devices!r}: must be an integer >= 1") from None
+    if values.get("--compile-cache") == "":
+        raise ValueError("--compile-cache needs a folder or `off`")
+    return rest, devices, debug, values.get("--compile-cache")
 
 
 def _command_name(argv: list[str]) -> str | None:
@@ -90,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("EGRPO_DEBUG", "") not in ("", "0")
     name = None
     try:
-        argv, devices, _ = _take_global_options(argv)
+        argv, devices, _, cache = _take_global_options(argv)
         name = _command_name(argv)
         name = name if name in COMMANDS else None
         # --cpu-devices must take effect before the command module imports jax
@@ -98,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             runtime.set_cpu_devices(devices)
         else:
             runtime.apply_env()
+        use_cache(cache)
         argv, overrides = split_overrides(argv)
         parser = build_parser(load=name)
         args = parser.parse_args(argv)

@@ -3,6 +3,8 @@
 import os
 
 os.environ["EGRPO_CPU_DEVICES"] = os.environ.get("EGRPO_CPU_DEVICES", "8")
+# CLI calls in tests (in-process and subprocesses) compile cold, as a fresh CI machine does
+os.environ["EGRPO_COMPILE_CACHE"] = "off"
 from egrpo_jax import runtime  # noqa: E402
 
 runtime.apply_env()

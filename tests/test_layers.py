@@ -11,7 +11,7 @@ PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 
 # top-level module or package folder of egrpo_jax -> floor (0 = bottom)
 FLOORS = {
-    "config": 0, "tokenizer_api": 0, "data": 0, "mesh": 0, "metrics_log": 0, "errors": 0, "runtime": 0,
+    "config": 0, "compile_cache": 0, "tokenizer_api": 0, "data": 0, "mesh": 0, "metrics_log": 0, "errors": 0, "runtime": 0,
     "models": 1, "checkpoint": 1, "rewards": 1,
     "sampling": 2, "tools": 2, "policy": 2,
     "agent": 3, "testing": 3,

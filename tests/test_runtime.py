@@ -1,5 +1,6 @@
-"""The CPU arithmetic pin (runtime.pin_cpu_numerics): what it adds to XLA_FLAGS, that a flag the
-user gave wins, and that it takes effect (the bits differ from XLA's default kernels')."""
+"""The CPU arithmetic pin (runtime.pin_cpu_numerics) and the memory-aware schedule: what they add to
+XLA_FLAGS, that a flag the user gave wins, that the pin takes effect (the bits differ from XLA's default
+kernels') and that the schedule does not change the bits."""
 
 import os
 import platform
@@ -34,7 +35,8 @@ def _probe(mode: str, xla_flags: str | None) -> tuple[str, str]:
 
 def test_the_pin_is_applied_before_jax_and_changes_the_kernels():
     flags, pinned = _probe("pin", None)
-    assert flags.split() == ["--xla_cpu_max_isa=AVX2", "--xla_cpu_experimental_ynn_fusion_type="]
+    assert flags.split() == ["--xla_cpu_enable_concurrency_optimized_scheduler=false", "--xla_cpu_max_isa=AVX2",
+                             "--xla_cpu_experimental_ynn_fusion_type="]
     assert _probe("pin", None)[1] == pinned  # a process's arithmetic is reproducible
     # YNNPACK's dot fusions are XLA:CPU's default: with them off the same program gives other bits
     assert _probe("plain", None)[1] != pinned
@@ -43,7 +45,15 @@ def test_the_pin_is_applied_before_jax_and_changes_the_kernels():
 def test_a_flag_the_user_gave_is_kept_and_the_other_is_added():
     flags, _ = _probe("pin", "--xla_cpu_max_isa=AVX --xla_force_host_platform_device_count=1")
     assert flags.split() == ["--xla_cpu_max_isa=AVX", "--xla_force_host_platform_device_count=1",
+                             "--xla_cpu_enable_concurrency_optimized_scheduler=false",
                              "--xla_cpu_experimental_ynn_fusion_type="]
+
+
+def test_the_memory_schedule_orders_work_without_changing_the_arithmetic():
+    _, memory = _probe("pin", None)
+    flags, concurrent = _probe("pin", "--xla_cpu_enable_concurrency_optimized_scheduler=true")
+    assert flags.split()[0] == "--xla_cpu_enable_concurrency_optimized_scheduler=true"  # the user's choice wins
+    assert concurrent == memory
 
 
 def test_machine_facts_name_the_cpu_cores_and_flags():

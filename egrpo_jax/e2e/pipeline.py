@@ -20,6 +20,7 @@ import jax
 from flax import nnx
 from tqdm import tqdm
 
+from egrpo_jax import compile_cache
 from egrpo_jax import config as C
 from egrpo_jax.assembly import build_mesh, build_policy, build_tools, tool_config
 from egrpo_jax.data.io import load_questions
@@ -51,17 +52,19 @@ class Timer:
 
     def __init__(self, log: Callable[[str], None] = print):
         self.seconds: dict[str, float] = {}
+        self.compile_s: dict[str, float] = {}  # of each phase's wall time, spent compiling
         self.log = log
 
     @contextlib.contextmanager
     def phase(self, name: str):
         self.log(f"== {name}")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), compile_cache.compile_seconds()
         try:
             yield
         finally:
             self.seconds[name] = round(time.perf_counter() - t0, 2)
-            self.log(f"== {name}: {self.seconds[name]:.1f} s")
+            self.compile_s[name] = round(compile_cache.compile_seconds() - c0, 2)
+            self.log(f"== {name}: {self.seconds[name]:.1f} s ({self.compile_s[name]:.1f} s compiling)")
 
 
 def build_pipeline_data(s: PipelineSettings, out_dir: str, *, tokenizer: bool = True) -> DataPaths:
@@ -210,7 +213,7 @@ def run_pipeline(pc: PipelineConfig, out_dir: str, *, model_path: str = "", prog
     table = before_after_table(before, after, names=("SFT", rl_name), training=rows)
     table += "\n" + gain_line(gain, rl_name) + "\n"
     rewards = [r.get("reward/mean") for r in rows]
-    result = {"timings_s": timer.seconds, "data": data.stats, "sft": sft_m, "rl_last_step": rl_m,
+    result = {"timings_s": timer.seconds, "compile_s": timer.compile_s, "data": data.stats, "sft": sft_m, "rl_last_step": rl_m,
               "train_reward": {"first": rewards[0] if rewards else None, "last": rewards[-1] if rewards else None},
               "before": _headline(before), "after": _headline(after), "rl_minus_sft": gain, "table": table,
               "params": params}
@@ -265,8 +268,11 @@ def _headline(summary: Mapping) -> dict:
 def _write_report(out_dir: str, pc: PipelineConfig, result: Mapping) -> None:
     lines = ["# egrpo demo", "", f"Config: `{pc.source}`", "", "## Before / after RL (held-out test questions)", "",
              result["table"], "", "Reports: [SFT policy](eval_sft/report.md), [after RL](eval_rl/report.md).", "",
-             "## Timings", "", "| phase | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in result["timings_s"].items()]
+             "## Timings", "", "| phase | seconds | of which compiling |", "|---|---|---|"]
+    compiling = result.get("compile_s", {})
+    lines += [f"| {k} | {v:.1f} | {compiling.get(k, 0.0):.1f} |" for k, v in result["timings_s"].items()]
+    total, total_c = sum(result["timings_s"].values()), sum(compiling.values())
+    lines.append(f"| total | {total:.1f} | {total_c:.1f} ({total_c / max(total, 1e-9):.0%}) |")
     lines += ["", "## Data", "", "| item | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in result["data"].items()]
     with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:

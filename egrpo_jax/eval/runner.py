@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from egrpo_jax import compile_cache
 from egrpo_jax.agent.config import AgentConfig
 from egrpo_jax.agent.loop import run_rollouts
 from egrpo_jax.agent.trajectory import Trajectory
@@ -85,7 +86,7 @@ def evaluate(
     make = engine_factory or default_engine_factory(model, tokenizer, sampling, base.max_total_tokens)
     engine = make(min(batch_size, len(records)) * k)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), compile_cache.compile_seconds()
     groups: list[list[Trajectory | None]] = [[None] * k for _ in records]
     per_question: list[list[RolloutScore] | None] = [None] * len(records)
 
@@ -105,6 +106,7 @@ def evaluate(
     summary = summarize(scores, ks if ks is not None else sorted({1, k}))
     summary.update({key: round(v, 4) for key, v in sorted(loop_metrics.items()) if key.startswith("time/")})
     summary["time/eval_s"] = round(time.perf_counter() - t0, 4)
+    summary["time/compile_s"] = round(compile_cache.compile_seconds() - c0, 4)
     summary["sampling"] = dataclasses.asdict(sampling)
     return scores, summary
 

@@ -14,6 +14,7 @@ Call convention
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -124,17 +125,28 @@ def causal_attention(q, k, v, positions, segments=None):
     outs = []
     for i in range(t // c):
         lo, hi = i * c, (i + 1) * c
-        # (b, kv) stay separate batch dimensions, so a mesh's data and tensor shardings carry through
-        s = jnp.einsum("bkgcd,bksd->bkgcs", qh[:, :, :, lo:hi], kh[:, :, :hi],
-                       preferred_element_type=jnp.float32) / math.sqrt(d)
-        mask = positions[:, None, :hi] <= positions[:, lo:hi, None]  # [B, C, hi]
-        mask = mask & (jnp.arange(lo, hi)[:, None] >= jnp.arange(hi)[None, :])
-        if segments is not None:
-            mask = mask & (segments[:, None, :hi] == segments[:, lo:hi, None])
-        s = jnp.where(mask[:, None, None], s, jnp.finfo(jnp.float32).min)
-        p = jax.nn.softmax(s, axis=-1).astype(q.dtype)
-        outs.append(jnp.einsum("bkgcs,bksd->bkgcd", p, vh[:, :, :hi]))
+        seg = None if segments is None else (segments[:, lo:hi], segments[:, :hi])
+        outs.append(_query_block(qh[:, :, :, lo:hi], kh[:, :, :hi], vh[:, :, :hi],
+                                 (positions[:, lo:hi], positions[:, :hi]), seg, lo))
     return jnp.concatenate(outs, axis=3).transpose(0, 3, 1, 2, 4)
+
+
+@functools.partial(jax.checkpoint, static_argnums=(5,))
+def _query_block(q, k, v, pos, seg, lo: int):
+    """One query block's attention [B, Kv, G, C, D]. Under a gradient its scores and probabilities are
+    recomputed in the backward pass instead of kept: they were most of a training step's activation
+    memory (a [heads, C, hi] float32 block per query block and layer), while recomputing them costs
+    a few percent of the step's FLOPs."""
+    c, hi, d = q.shape[3], k.shape[2], q.shape[-1]
+    # (b, kv) stay separate batch dimensions, so a mesh's data and tensor shardings carry through
+    s = jnp.einsum("bkgcd,bksd->bkgcs", q, k, preferred_element_type=jnp.float32) / math.sqrt(d)
+    mask = pos[1][:, None, :] <= pos[0][:, :, None]  # [B, C, hi]
+    mask = mask & (jnp.arange(lo, lo + c)[:, None] >= jnp.arange(hi)[None, :])
+    if seg is not None:
+        mask = mask & (seg[1][:, None, :] == seg[0][:, :, None])
+    s = jnp.where(mask[:, None, None], s, jnp.finfo(jnp.float32).min)
+    p = jax.nn.softmax(s, axis=-1).astype(q.dtype)
+    return jnp.einsum("bkgcs,bksd->bkgcd", p, v)
 
 
 class Attention(nnx.Module):

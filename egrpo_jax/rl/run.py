@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import jax
 
+from egrpo_jax import compile_cache
 from egrpo_jax.checkpoint import Checkpointer, rng_from_meta
 from egrpo_jax.config import ConfigError
 from egrpo_jax.metrics_log import MetricsLogger
@@ -40,6 +41,14 @@ def open_checkpoints(cfg) -> Checkpointer | None:
         raise ConfigError(f"checkpoint.dir {cfg.checkpoint.dir} already holds step {step}; "
                           "pass --resume to continue it or choose another checkpoint.dir")
     return ckpt
+
+
+def compile_metrics(before: Mapping[str, float]) -> dict[str, float]:
+    """What compiling cost since `before` (a copy of compile_cache.watch()): seconds, and programs
+    compiled because the persistent cache did not hold them (0 on a warm cache)."""
+    now = compile_cache.watch()
+    return {"time/compile_s": now["compile_s"] - before["compile_s"],
+            "compile/cache_misses": float(now["misses"] - before["misses"])}
 
 
 def run_steps(cfg, ckpt: Checkpointer | None, learner, stream: ResumableStream, step_fn: StepFn, *,
@@ -69,7 +78,9 @@ def run_steps(cfg, ckpt: Checkpointer | None, learner, stream: ResumableStream, 
         try:
             for step in range(start + 1, cfg.train.steps + 1):
                 rng, sub = jax.random.split(rng)
+                before = dict(compile_cache.watch())
                 last = step_fn(step, sub)
+                last.update(compile_metrics(before))
                 log.log(step, last)
                 if after_step is not None:
                     after_step(step, last)
