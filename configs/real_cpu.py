@@ -49,16 +49,15 @@ def _common():
     c.agent.max_turn_tokens = 96  # a demo turn (thought + call) is <= ~70 tokens
     c.train.max_seq_len = SEQ
     c.optim.logprob_chunk = 256  # [rows, 1024, 49152] float32 logits would be 200 MB per row
-    # Measured on SmolLM2: a train step on 2 rows x 1024 tokens peaks at ~12.5 GB RSS (12.8 GB without
-    # model.remat, which saves nothing here and breaks the decode engine: TraceContextError), 8 rows at
-    # once asked XLA for a 41 GB buffer: micro-batches of 2 rows keep a step within 24 GB.
+    # One row per micro-batch: a 1024-token row holds ~3 GB of activations and temporaries in a SmolLM2
+    # step; 16 rows in 16 micro-batches peak at 6.4 GB RSS (docs/real-model.md)
     return c
 
 
 def get_sft_config():
     c = _common()
     c.data.batch_size = 4
-    c.optim.microbatches = 2
+    c.optim.microbatches = 4
     c.data.correct_demos_only = False  # the early-stop demos are part of the cold start
     c.train.steps = 10  # 75-85 s a step measured (4 x 1024 padded tokens): 40 demos in 14 min
     c.optim.lr = 1e-4
@@ -72,7 +71,7 @@ def get_config():
     c = _common()
     c.data.batch_size = 2  # questions per step
     c.rl.group_size = 4
-    c.optim.microbatches = 4  # 8 rows -> 2 per micro-batch
+    c.optim.microbatches = 8  # 8 rows, one per micro-batch
     c.rl.alpha = 0.3
     c.sampling.temperature = 0.6  # the evaluation's sampling (the learner scores under it too)
     c.sampling.top_p = 0.95
