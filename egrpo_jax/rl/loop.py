@@ -5,10 +5,11 @@ The sampling engine holds the same NNX model object as the learner; the learner 
 model's variables at the new parameters after every update (no copy) and the engine snapshots
 them at the start of each rollout batch, so rollouts always use the current policy.
 
-Per step: rewards follow PAPER.md (rewards.egrpo); advantages subtract the group mean over all G
-rollouts (errors and overlength included) and are scaled by rl.advantage_norm (rl.advantages);
-overlength rollouts are left out of the loss; with rl.dynamic_sampling, groups whose G rewards
-are identical are dropped and more questions are rolled out until the batch is full again (DAPO).
+Per step: rewards come from the rl.reward hook (rewards.registry; E-GRPO, PAPER.md, by default);
+advantages subtract the group mean over all G rollouts (errors and overlength included) and are
+scaled by rl.advantage_norm (rl.advantages); overlength rollouts are left out of the loss; with
+rl.dynamic_sampling, groups whose G rewards are identical are dropped and more questions are
+rolled out until the batch is full again (DAPO).
 A step with no signal (no trained token with a non-zero advantage) makes no update (counted).
 """
 
@@ -27,7 +28,9 @@ from egrpo_jax.agent.trajectory import OVERLENGTH, Trajectory
 from egrpo_jax.assembly import agent_config, build_engine, build_mesh, build_policy, build_tools, sampling_params
 from egrpo_jax.data.io import load_questions
 from egrpo_jax.data.pipeline import QuestionStream
+from egrpo_jax.rewards.api import RewardFn
 from egrpo_jax.rewards.egrpo import GroupScore, alpha_schedule, score_group
+from egrpo_jax.rewards.registry import resolve_reward
 from egrpo_jax.rl.advantages import group_advantages, informative_groups
 from egrpo_jax.rl.batch import pack_trajectories
 from egrpo_jax.rl.learner import Learner
@@ -90,7 +93,8 @@ def rollout_metrics(trajs: Sequence[Trajectory], scores: Sequence[GroupScore]) -
 class RLTrainer:
     """One object per run; `step(questions, step)` does rollouts + update and returns StepResult."""
 
-    def __init__(self, cfg, model, tokenizer, tools, mesh, *, engine=None):
+    def __init__(self, cfg, model, tokenizer, tools, mesh, *, engine=None, reward: RewardFn | None = None):
+        """`reward`: rl.reward's function when the caller resolved it already (run_train, before the model)."""
         self.cfg, self.model, self.tokenizer, self.tools, self.mesh = cfg, model, tokenizer, tools, mesh
         self.group = cfg.rl.group_size
         self.agent_cfg = agent_config(cfg)
@@ -103,6 +107,7 @@ class RLTrainer:
                                              max_len=cfg.agent.max_total_tokens, sampling=sampling_params(cfg),
                                              mesh=mesh)
         self.empty_steps = 0
+        self.reward = resolve_reward(cfg.rl.reward) if reward is None else reward
 
     def _rollout_round(self, questions: Sequence, step: int, seed: int, params=None):
         cfg, G = self.cfg, self.group
@@ -110,7 +115,8 @@ class RLTrainer:
                                       dataclasses.replace(self.agent_cfg, seed=seed), params=params)
         alpha = self.alpha(step - 1)
         scores = [
-            score_group(trajs[i * G:(i + 1) * G], q.answers, q.entities, alpha, strict=cfg.rl.strict_match)
+            score_group(trajs[i * G:(i + 1) * G], q.answers, q.entities, alpha, strict=cfg.rl.strict_match,
+                        credit=cfg.rl.entity_credit, question=q.question, reward=self.reward, step=step)
             for i, q in enumerate(questions)
         ]
         return trajs, scores, agent_m
@@ -210,6 +216,7 @@ def _has_signal(batch, beta: float) -> bool:
 def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh=None, engine=None) -> dict[str, float]:
     """The `egrpo train` loop. Pieces may be injected (tests, the demo pipeline); the rest is built
     from `cfg` (assembly). Returns the last step's metrics plus train/zero_variance_steps."""
+    reward = resolve_reward(cfg.rl.reward)  # a user's module that does not import fails now, not after the model
     ckpt = open_checkpoints(cfg)
     own_tools = tools is None
     try:
@@ -221,7 +228,7 @@ def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh
         if own_tools:
             tools = build_tools(cfg, tokenizer)
         check_search(tools)  # one query: a dead backend fails the run now, in one line
-        trainer = RLTrainer(cfg, model, tokenizer, tools, mesh, engine=engine)
+        trainer = RLTrainer(cfg, model, tokenizer, tools, mesh, engine=engine, reward=reward)
     except BaseException:
         if ckpt is not None:
             ckpt.close()

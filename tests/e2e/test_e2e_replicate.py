@@ -331,3 +331,17 @@ def test_grid_records_under_docs_are_not_ignored_by_git():
         assert out.returncode == 1, f"{path} is ignored by {out.stdout.strip()}"
     # the run folders themselves (checkpoints) stay out of git
     assert subprocess.run(["git", "check-ignore", "-q", "runs/grid/sft/ckpt"], cwd=root).returncode == 0
+
+
+def test_new_config_keys_at_their_neutral_value_keep_the_recorded_grids_continuable():
+    """The committed grids were fingerprinted before rl.reward / rl.entity_credit existed: at "egrpo" /
+    "thought" (the runs as before) they are left out of the settings hash (grid_store.KEYS_ADDED), so
+    `egrpo replicate --docs docs/replicate-grid-zen5` still matches; another value is another setting."""
+    from egrpo_jax.e2e.grid_store import settings_sha256
+    from egrpo_jax.e2e.settings import load_pipeline_config
+
+    pc = load_pipeline_config("configs/replicate_cpu.py")
+    recorded = json.loads(Path("docs/replicate-grid-zen5/start.json").read_text())["fingerprint"]["settings"]
+    assert settings_sha256(pc.rl, pc.pipeline) == recorded
+    pc.rl.rl.entity_credit = "grounded"
+    assert settings_sha256(pc.rl, pc.pipeline) != recorded
