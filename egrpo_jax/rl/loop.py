@@ -11,6 +11,7 @@ scaled by rl.advantage_norm (rl.advantages); overlength rollouts are left out of
 rl.dynamic_sampling, groups whose G rewards are identical are dropped and more questions are
 rolled out until the batch is full again (DAPO).
 A step with no signal (no trained token with a non-zero advantage) makes no update (counted).
+Every step also logs its group composition and the reward-hacking watch (rl.watch).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from egrpo_jax.rl.learner import Learner
 from egrpo_jax.rl.offpolicy import OffPolicySteps
 from egrpo_jax.rl.run import open_checkpoints, run_steps
 from egrpo_jax.rl.setup import loss_settings, optim_settings
+from egrpo_jax.rl.watch import group_composition, hacking_watch
 from egrpo_jax.tools.health import FailureWatch, check_search
 
 log = logging.getLogger(__name__)
@@ -163,6 +165,8 @@ class RLTrainer:
         trajs, scores, all_trajs, all_scores, agent_m, rounds, t_roll = (
             ro.trajs, ro.scores, ro.all_trajs, ro.all_scores, ro.agent_metrics, ro.rounds, ro.seconds)
         metrics = rollout_metrics(all_trajs, all_scores)
+        metrics.update(group_composition(all_scores))
+        metrics.update(hacking_watch(all_scores, self._think_tokens(all_scores), cfg.rl.strict_match))
         metrics["offpolicy/staleness"] = float(staleness)
         metrics.update({f"agent/{k}": v for k, v in agent_m.items()})
         metrics.update({"dynamic/rounds": float(rounds), "dynamic/groups_kept": float(len(scores)),
@@ -201,6 +205,13 @@ class RLTrainer:
             "train/shapes_compiled": float(len(self.learner.compiled_shapes)),
         })
         return StepResult(trajs, scores, adv, include, metrics)
+
+    def _think_tokens(self, scores: Sequence[GroupScore]) -> list[int]:
+        """Each rollout's thought tokens (its <think> texts re-encoded by the run's tokenizer)."""
+        rollouts = [r for s in scores for r in s.rollouts]
+        ids = self.tokenizer.encode_batch([t for r in rollouts for t in r.thoughts])
+        ends = np.cumsum([0] + [len(r.thoughts) for r in rollouts])
+        return [sum(len(x) for x in ids[a:b]) for a, b in zip(ends[:-1], ends[1:])]
 
 
 def _informative(score: GroupScore) -> bool:

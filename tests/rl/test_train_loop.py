@@ -253,6 +253,10 @@ def test_a_user_reward_runs_through_the_hook_in_a_real_run(tmp_path, monkeypatch
     for step, row in zip((1, 2), rows):
         rewards = [r for c in calls if c[2].step == step for r in c[3]]
         assert row["reward/mean"] == pytest.approx(np.mean(rewards))  # the hook's rewards, not E-GRPO's
+        for key in ("groups/all_correct", "groups/mixed", "groups/all_wrong", "groups/all_wrong_split",
+                    "hacking/think_tokens", "hacking/entities_per_thought", "hacking/unearned_share"):
+            assert key in row, key
+        assert row["groups/all_correct"] + row["groups/mixed"] + row["groups/all_wrong"] == pytest.approx(1.0)
     assert all(r.responses_before is not None for c in calls for r in c[0])  # the agent loop records the order
 
 
