@@ -173,3 +173,13 @@ def test_a_pipeline_config_whose_reward_does_not_import_fails_on_load(tmp_path):
     with pytest.raises(ConfigError, match=rf"^{path} get_config\(\): config key rl.reward = 'egrpo_no_such_module:f': "
                                           r"cannot import egrpo_no_such_module"):
         load_pipeline_config(str(path))
+
+
+def test_the_sparse_start_differs_from_the_replicate_grid_in_its_sft_length_only():
+    from egrpo_jax.e2e.settings import load_pipeline_config
+
+    sparse, rep = load_pipeline_config("configs/sparse_cpu.py"), load_pipeline_config("configs/replicate_cpu.py")
+    assert sparse.sft.train.steps == 400 < rep.sft.train.steps
+    sparse.sft.train.steps = rep.sft.train.steps
+    assert sparse.sft.to_json() == rep.sft.to_json() and sparse.rl.to_json() == rep.rl.to_json()
+    assert sparse.pipeline == rep.pipeline  # the same world and data
