@@ -280,7 +280,8 @@ def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh
 
 # The progress bar's fields: label -> metric key.
 PROGRESS = {"reward": "reward/mean", "acc": "accuracy", "entity_match": "entity_match/all",
-            "tool_calls": "tool_calls/per_rollout", "loss": "loss", "failed_calls": "agent/tool_calls/failed"}
+            "tool_calls": "tool_calls/per_rollout", "loss": "loss", "failed_calls": "agent/tool_calls/failed",
+            "all_wrong": "groups/all_wrong"}
 
 
 class ZeroVarianceWatch:
