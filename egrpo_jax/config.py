@@ -18,6 +18,7 @@ import difflib
 import importlib.util
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,9 @@ ALPHA_SCHEDULES = ("constant", "linear")  # rewards.egrpo.alpha_schedule
 SCHEDULES = ("cosine", "constant")  # rl.learner.lr_schedule
 OPTIMIZERS = ("adamw", "sgd")  # rl.learner.make_optimizer
 BACKENDS = ("bm25", "dense", "hybrid", "http")  # an index folder of that kind, or a Search-R1 server
+ENTITY_CREDITS = ("thought", "grounded")  # rewards.api.credited_entities
+REWARDS = ("egrpo",)  # rewards.registry (rl.reward: one of these, or a user's 'module:function')
+REWARD_SPEC = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")  # 'package.module:function'
 
 
 class ConfigError(ValueError):
@@ -71,6 +75,9 @@ def default_config() -> ml_collections.ConfigDict:
         eps_low=0.2, eps_high=0.28, aggregation="seq_mean", dr_grpo_norm=0, beta=0.0,
         advantage_norm="group_std", dynamic_sampling=False, dynamic_max_rounds=3, strict_match=False,
         off_policy_steps=0, is_cap=2.0,
+        # reward: a REWARDS name or 'module:function' (rewards/registry.py, docs/rewards.md);
+        # entity_credit: "thought" = the paper's gamma, "grounded" = only entities the rollout has seen
+        reward="egrpo", entity_credit="thought",
     )
     c.optim = dict(name="adamw", lr=2e-6, warmup_steps=0, schedule="constant", min_lr_ratio=0.0, clip_norm=1.0,
                    weight_decay=0.0, b1=0.9, b2=0.999, microbatches=1, logprob_chunk=0)
@@ -112,6 +119,8 @@ def _choice(options: Sequence[str]) -> tuple[Callable, str]:
 
 _BOOL = ((lambda v: isinstance(v, bool)), "true or false")
 _STR = ((lambda v: isinstance(v, str)), "a string")
+_REWARD = ((lambda v: isinstance(v, str) and (v in REWARDS or REWARD_SPEC.fullmatch(v) is not None)),
+           f"one of {list(REWARDS)} or 'module:function' (an importable module's function)")
 
 RULES: dict[str, tuple[Callable, str]] = {
     "model.path": _STR, "model.tokenizer": _STR, "model.dtype": _choice(DTYPES),
@@ -134,7 +143,7 @@ RULES: dict[str, tuple[Callable, str]] = {
     "rl.eps_high": _float(0.0), "rl.aggregation": _choice(AGGREGATIONS), "rl.dr_grpo_norm": _int(0),
     "rl.beta": _float(0.0), "rl.advantage_norm": _choice(ADVANTAGE_NORMS), "rl.dynamic_sampling": _BOOL,
     "rl.dynamic_max_rounds": _int(0), "rl.strict_match": _BOOL, "rl.off_policy_steps": _int(0),
-    "rl.is_cap": _float(0.0, lo_open=True),
+    "rl.is_cap": _float(0.0, lo_open=True), "rl.reward": _REWARD, "rl.entity_credit": _choice(ENTITY_CREDITS),
     "optim.name": _choice(OPTIMIZERS), "optim.lr": _float(0.0, lo_open=True), "optim.warmup_steps": _int(0), "optim.schedule": _choice(SCHEDULES),
     "optim.min_lr_ratio": _float(0.0, 1.0), "optim.clip_norm": _float(0.0), "optim.weight_decay": _float(0.0),
     "optim.b1": _float(0.0, 1.0), "optim.b2": _float(0.0, 1.0), "optim.microbatches": _int(1),

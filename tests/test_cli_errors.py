@@ -51,6 +51,8 @@ CASES = [
      r"{d}/hf/model.safetensors: tensor model.embed_tokens.weight ends at byte 616 but the file has 204 bytes"),
     ("demo", ["--config", "{d}/missing.py", "--out", "{d}/demo"], r"--config {d}/missing.py: file not found"),
     ("demo", ["--out", "{d}/demo", "--sft-steps", "0"], r"--sft-steps / --rl-steps must be >= 1, got 0"),
+    ("train", [BYTE, "--config.rl.reward=egrpo_no_such_module:f"],
+     r"config key rl.reward = 'egrpo_no_such_module:f': cannot import egrpo_no_such_module (ModuleNotFoundError: "),
 ]
 
 

@@ -142,3 +142,44 @@ def test_pipeline_config_files_load(path):
 
     pc = load_pipeline_config(path)
     assert pc.rl.train.steps >= 1 and pc.sft.train.steps >= 1 and pc.pipeline.tools.topk >= 1
+
+
+@pytest.mark.parametrize("override,message", [
+    ("rl.entity_credit=earned", "config key rl.entity_credit = 'earned': must be one of ['thought', 'grounded']"),
+    ("rl.reward=grpo", "config key rl.reward = 'grpo': must be one of ['egrpo'] or 'module:function'"),
+    ("rl.reward=my_rewards.f1", "config key rl.reward = 'my_rewards.f1': must be one of ['egrpo'] or 'module:function'"),
+    ("rl.reward=my rewards:f", "config key rl.reward = 'my rewards:f': must be one of ['egrpo'] or 'module:function'"),
+])
+def test_reward_keys_are_checked_on_load(override, message):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [override])
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_reward_keys_default_to_the_paper_and_take_a_module_function():
+    cfg = load_config()
+    assert (cfg.rl.reward, cfg.rl.entity_credit) == ("egrpo", "thought")
+    # the spec's form is checked on load; whether it imports, when the run starts (rewards.registry)
+    cfg = load_config(None, ["rl.reward=pkg.my_rewards:f1_reward", "rl.entity_credit=grounded"])
+    assert (cfg.rl.reward, cfg.rl.entity_credit) == ("pkg.my_rewards:f1_reward", "grounded")
+
+
+def test_a_pipeline_config_whose_reward_does_not_import_fails_on_load(tmp_path):
+    from egrpo_jax.e2e.settings import load_pipeline_config
+
+    path = tmp_path / "pipe.py"
+    path.write_text(open("configs/demo_cpu.py").read() + "\n\n_get = get_config\n\n\ndef get_config():\n"
+                    "    c = _get()\n    c.rl.reward = 'egrpo_no_such_module:f'\n    return c\n")
+    with pytest.raises(ConfigError, match=rf"^{path} get_config\(\): config key rl.reward = 'egrpo_no_such_module:f': "
+                                          r"cannot import egrpo_no_such_module"):
+        load_pipeline_config(str(path))
+
+
+def test_the_sparse_start_differs_from_the_replicate_grid_in_its_sft_length_only():
+    from egrpo_jax.e2e.settings import load_pipeline_config
+
+    sparse, rep = load_pipeline_config("configs/sparse_cpu.py"), load_pipeline_config("configs/replicate_cpu.py")
+    assert sparse.sft.train.steps == 400 < rep.sft.train.steps
+    sparse.sft.train.steps = rep.sft.train.steps
+    assert sparse.sft.to_json() == rep.sft.to_json() and sparse.rl.to_json() == rep.rl.to_json()
+    assert sparse.pipeline == rep.pipeline  # the same world and data

@@ -42,6 +42,7 @@ class _Row:
     logprobs: list[float]
     raw: list[float]
     thoughts: list[str] = dataclasses.field(default_factory=list)
+    responses_before: list[int] = dataclasses.field(default_factory=list)  # per thought
     calls: list[ToolCallRecord] = dataclasses.field(default_factory=list)
     text: list[str] = dataclasses.field(default_factory=list)
     answer: str | None = None
@@ -69,6 +70,7 @@ class _Row:
             prompt_len=len(self.prompt), thoughts=self.thoughts, tool_calls=self.calls, answer=self.answer,
             status=self.status or OVERLENGTH, format_error=self.error, raw_logprobs=self.raw,
             text="".join(self.text), sample_index=self.g, detail=self.detail, num_turns=self.turns,
+            responses_before=self.responses_before,
         )
 
 
@@ -247,6 +249,7 @@ def _take_segment(
     row.text.append(text)
     parsed = clock.timed("parse", P.parse_segment, text, names)
     row.thoughts.extend(parsed.thoughts)
+    row.responses_before.extend([len(row.calls)] * len(parsed.thoughts))  # every response so far is in its context
     if seg.stop_reason in (BUDGET, LENGTH):
         what = "turn" if cfg.max_turn_tokens and len(seg.tokens) >= cfg.max_turn_tokens else "total"
         limit_n = cfg.max_turn_tokens if what == "turn" else limit

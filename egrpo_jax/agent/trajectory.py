@@ -38,6 +38,8 @@ class Trajectory:
     sample_index: int = 0  # which of the question's G rollouts this is
     detail: str = ""  # why it ended: the format error's reason or the limit that was hit
     num_turns: int = 0  # model segments decoded
+    # per thought: the tool responses received before it (grounded entity credit; None: not recorded)
+    responses_before: list[int] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.tokens)
@@ -46,6 +48,9 @@ class Trajectory:
                 f"trajectory {self.question_id}: tokens ({n}), loss_mask ({len(self.loss_mask)}) and "
                 f"logprobs ({len(self.logprobs)}) must have equal length"
             )
+        if self.responses_before is not None and len(self.responses_before) != len(self.thoughts):
+            raise ValueError(f"trajectory {self.question_id}: {len(self.thoughts)} thoughts but "
+                             f"{len(self.responses_before)} responses_before counts")
         if self.status not in STATUSES:
             raise ValueError(f"trajectory status must be one of {STATUSES}, got {self.status!r}")
 

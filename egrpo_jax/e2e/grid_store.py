@@ -10,6 +10,7 @@ share a start, so a mismatch is an error, never a silent re-run or mix.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -42,14 +43,30 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# Config keys added after grids were recorded, with the value that runs exactly as before they existed:
+# at that value a key is left out of the settings fingerprint, so the recorded grids can still be
+# continued; any other value is another setting and changes the fingerprint.
+KEYS_ADDED = {"rl.reward": "egrpo", "rl.entity_credit": "thought"}
+
+
+def settings_sha256(rl_config, pipeline_settings) -> str:
+    """SHA-256 of the RL config (less KEYS_ADDED at their neutral values) and the pipeline settings."""
+    cfg = copy.deepcopy(rl_config)
+    with cfg.unlocked():
+        for key, neutral in KEYS_ADDED.items():
+            section, leaf = key.split(".")
+            if cfg[section][leaf] == neutral:
+                del cfg[section][leaf]
+    return _sha256(cfg.to_json(sort_keys=True) + json.dumps(dataclasses.asdict(pipeline_settings), sort_keys=True,
+                                                            default=str))
+
+
 def fingerprint(model, sft_per_question: Mapping[str, Any], rl_config, pipeline_settings) -> dict[str, str]:
     """What a record must share to be paired with this grid's runs: the SFT start's parameters, its
     per-question test scores, and the RL config as the config file and overrides give it (before run
     paths are filled in) with the pipeline settings (world, demos, tools, evaluation)."""
-    settings = rl_config.to_json(sort_keys=True) + json.dumps(dataclasses.asdict(pipeline_settings),
-                                                              sort_keys=True, default=str)
     return {"sft_params": params_sha256(model), "sft_eval": _sha256(json.dumps(sft_per_question, sort_keys=True)),
-            "settings": _sha256(settings)}
+            "settings": settings_sha256(rl_config, pipeline_settings)}
 
 
 def _commit() -> str:

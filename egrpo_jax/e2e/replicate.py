@@ -36,6 +36,7 @@ from egrpo_jax.e2e.pipeline import (
 from egrpo_jax.e2e.settings import PipelineConfig
 from egrpo_jax.rl.loop import run_train
 from egrpo_jax.rl.sft import run_sft
+from egrpo_jax.rl.watch import COMPOSITION, WATCH
 from egrpo_jax.eval.report import ROLLOUTS_FILE, load_summary
 from egrpo_jax.eval.stats import per_question
 from egrpo_jax.eval.train_curve import excess_per_step
@@ -58,7 +59,7 @@ SFT_LABEL = "SFT (no RL)"
 RECORD_KEYS = ("step", "accuracy", "reward/mean", "reward/std", "tool_calls/per_rollout", "entity_match/all",
                "entity_match/correct", "entity_match/wrong", "groups/informative", "skipped", "dynamic/rounds",
                "alpha", "entropy", "kl_sampler", "ratio", "loss", "grad_norm", "response/model_tokens",
-               "response/total_tokens", "time/step_s", "time/rollout_s", "time/train_s")
+               "response/total_tokens", "time/step_s", "time/rollout_s", "time/train_s", *COMPOSITION, *WATCH)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """`egrpo replicate`'s report: from run records (e2e/replicate.py) to report.md, summary.json and plots.
 
 Mean ± std over seeds per arm, paired 95% bootstrap intervals over questions (eval.stats) against
-GRPO and against the SFT start, the training reward net of question difficulty, tool calls per
-rollout over training, the entity-match analysis, the alpha curve, and which of the paper's claims hold.
+GRPO and against the SFT start, the training reward net of question difficulty, the training groups'
+composition and reward-hacking watch (when the records hold them), tool calls per rollout over
+training, the entity-match analysis, the alpha curve, and which of the paper's claims hold.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from egrpo_jax.eval.analysis import plot_errorbars, plot_grouped_curves
 from egrpo_jax.eval.report import comparison_table
 from egrpo_jax.eval.stats import paired_bootstrap, score_matrix, seed_interval
 from egrpo_jax.eval.train_curve import third_means
+from egrpo_jax.rl.watch import COMPOSITION, WATCH
 
 COMPARE_KEYS = ("pass@1", "pass@3", "tool_calls/mean", "train/tool_calls", "train/accuracy",
                 "entity_match/correct", "entity_match/wrong", "near_miss/wrong_rate", "tool_calls/std", "entity_corr")
+FIRST_ALL_WRONG = "groups/all_wrong, step 1"
+WATCH_KEYS = (*COMPOSITION, FIRST_ALL_WRONG, *WATCH)
 CURVES = (("tool_calls/per_rollout", "tool calls per rollout"), ("accuracy", "training accuracy"),
           ("reward/mean", "reward"), ("entity_match/all", "entity match"))
 
@@ -66,6 +70,8 @@ def aggregate(records: Sequence[Mapping], out_dir: str | Path, *, title: str = "
              "|---|---|---|"]
     lines += [f"| {k} | {a} | {b} |" for k, (a, b) in entity.items()]
     lines += _excess_lines(groups)
+    watch = _watch_runs(groups)
+    lines += _watch_lines(watch)
     lines += ["", "## The paper's claims here", "", *claims(groups, paired["diffs"], entity)]
     lines += ["", "## Training curves (mean ± std over seeds)", ""]
     lines += [f"![{name}]({p.as_posix()})" for name, p in plots.items()]
@@ -74,7 +80,8 @@ def aggregate(records: Sequence[Mapping], out_dir: str | Path, *, title: str = "
         {"groups": {k: [r["summary"] for r in v] for k, v in groups.items()},
          "paired": {k: {m: dataclasses.asdict(d) if dataclasses.is_dataclass(d) else d for m, d in v.items()}
                     for k, v in paired["diffs"].items()},
-         "entity_counts": entity}, indent=2, default=float, sort_keys=True) + "\n")
+         "entity_counts": entity, **({"training_watch": watch} if watch else {})},
+        indent=2, default=float, sort_keys=True) + "\n")
     return out / "report.md"
 
 
@@ -107,6 +114,41 @@ def _excess_lines(groups: Mapping[str, Sequence[Mapping]]) -> list[str]:
             "first with a 95% bootstrap interval over steps.", "",
             "| run | seeds | first third | last third | last - first | risen | per seed |", "|---|---|---|---|---|---|---|",
             *rows]
+
+
+def _watch_runs(groups: Mapping[str, Sequence[Mapping]]) -> dict[str, list[dict[str, float]]]:
+    """Per RL arm, each run's WATCH_KEYS over training (means over steps, and step 1's all-wrong share),
+    for the runs whose records hold them (records from before they were logged hold none)."""
+    out = {}
+    for name, runs in groups.items():
+        means = [m for m in (_watch_means(r.get("training") or []) for r in runs) if m]
+        if name != SFT_LABEL and means:
+            out[name] = means
+    return out
+
+
+def _watch_means(rows: Sequence[Mapping]) -> dict[str, float]:
+    out = {}
+    for key in (*COMPOSITION, *WATCH):
+        vals = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+        if vals:
+            out[key] = float(np.mean(vals))
+    first = min(rows, key=lambda r: r["step"], default={})
+    if isinstance(first.get("groups/all_wrong"), (int, float)):
+        out[FIRST_ALL_WRONG] = float(first["groups/all_wrong"])
+    return out
+
+
+def _watch_lines(watch: Mapping[str, Sequence[Mapping]]) -> list[str]:
+    if not watch:
+        return []
+    return ["", "## Group composition and reward watch (training; mean ± std over seeds)", "",
+            "Per step (rl/watch.py, docs/rewards.md), averaged over the steps: the share of groups whose rollouts "
+            "are all correct, mixed, all wrong, and all wrong yet split by the reward (partial credit: E-GRPO "
+            "updates on them, GRPO cannot); the all-wrong share at step 1; thought tokens per rollout, gold-entity "
+            "mentions per thought, and the share of entities named in thoughts that the rollout had not read "
+            "before (question or an earlier tool response).", "",
+            comparison_table(watch, WATCH_KEYS).rstrip("\n")]
 
 
 def _matrix(runs: Sequence[Mapping], questions: Sequence[str], which: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from egrpo_jax.datagen.real.oracle import check_demo_config
 from egrpo_jax.datagen.synth.build import DEMO_TOOLS
 from egrpo_jax.datagen.synth.oracle import DemoConfig
 from egrpo_jax.datagen.synth.world import WorldConfig
+from egrpo_jax.rewards.registry import resolve_reward
 from egrpo_jax.tools.registry import ToolConfig
 
 
@@ -92,6 +93,10 @@ def load_pipeline_config(path: str) -> PipelineConfig:
         except C.ConfigError as e:
             raise C.ConfigError(f"{path} {fn}(): {e}") from None
         out.append(cfg)
+    try:
+        resolve_reward(out[0].rl.reward)  # a reward module that does not import fails now, not after the SFT start
+    except C.ConfigError as e:
+        raise C.ConfigError(f"{path} get_config(): {e}") from None
     settings = m.get_pipeline()
     if not isinstance(settings, PipelineSettings):
         raise TypeError(f"--config {path}: get_pipeline() must return e2e.settings.PipelineSettings")

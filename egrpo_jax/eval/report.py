@@ -45,6 +45,8 @@ _PERCENT_PREFIXES = (
     "answered_rate",
     "format_error_rate",
     "overlength_rate",
+    "groups/",  # training group composition (rl/watch.py)
+    "hacking/unearned",
 )
 
 

@@ -3,6 +3,8 @@
 R_i = 1 if rollout i answered correctly; alpha * gamma_i / max_j gamma_j if it answered wrongly,
 where the max runs over the NON-error rollouts of the group (our documented choice; 0 when that
 max is 0); 0 on a format error or overlength. alpha = 0 is exactly GRPO's 0/1 reward.
+`egrpo_reward` is this reward as an rl.reward hook (rewards/api.py); `score_group` scores a group
+through whichever hook the run names.
 """
 
 from __future__ import annotations
@@ -13,8 +15,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from egrpo_jax.config import ALPHA_SCHEDULES
-from egrpo_jax.rewards.answer import Judge, answer_correct
-from egrpo_jax.rewards.entities import match_rate
+from egrpo_jax.rewards.answer import answer_correct
+from egrpo_jax.rewards.api import (
+    QuestionView,
+    RewardFn,
+    RewardSettings,
+    RolloutView,
+    call_reward,
+    credit_rate,
+)
 
 
 def egrpo_rewards(
@@ -63,12 +72,29 @@ def alpha_schedule(kind: str, alpha: float, final: float = 0.0, steps: int = 0) 
     return linear
 
 
+def _correct(rollout: RolloutView, question: QuestionView) -> bool:
+    """Answered (no format error, not overlength) and an exact match of a gold answer."""
+    return not rollout.is_error and answer_correct(rollout.answer, question.answers)
+
+
+def egrpo_reward(rollouts: Sequence[RolloutView], question: QuestionView, settings: RewardSettings) -> np.ndarray:
+    """The paper's reward as an rl.reward hook ("egrpo"): exact match against the gold answers, gamma
+    from the entities credited under settings.entity_credit."""
+    correct = [_correct(r, question) for r in rollouts]
+    rates = [credit_rate(r, question, settings.entity_credit, settings.strict_match) for r in rollouts]
+    return egrpo_rewards(correct, rates, [r.is_error for r in rollouts], settings.alpha)
+
+
 @dataclasses.dataclass
 class GroupScore:
+    """One group's rewards (from the rl.reward hook) and the facts the metrics read, whatever the reward."""
+
     rewards: np.ndarray  # [G]
-    correct: np.ndarray  # bool [G]
-    match_rates: np.ndarray  # gamma_i, float [G]
+    correct: np.ndarray  # bool [G]: exact match of the answer, errors never correct
+    match_rates: np.ndarray  # gamma_i under the group's entity credit, float [G]
     errors: np.ndarray  # bool [G]: format error or overlength
+    rollouts: tuple[RolloutView, ...]  # what the reward saw
+    question: QuestionView
 
 
 def score_group(
@@ -78,12 +104,18 @@ def score_group(
     alpha: float,
     *,
     strict: bool = False,
-    judge: Judge | None = None,
+    credit: str = "thought",
+    question: str = "",
+    reward: RewardFn = egrpo_reward,
+    step: int = 0,
 ) -> GroupScore:
-    """Rewards for the G trajectories (agent.trajectory.Trajectory) of one question."""
-    errors = np.array([t.is_error for t in trajectories], dtype=bool)
-    correct = np.array(
-        [(not e) and answer_correct(t.answer, answers, judge) for t, e in zip(trajectories, errors)], dtype=bool
-    )
-    rates = np.array([match_rate(t.thoughts, entities, strict=strict) for t in trajectories], dtype=np.float64)
-    return GroupScore(egrpo_rewards(correct, rates, errors, alpha), correct, rates, errors)
+    """Scores of the G trajectories (agent.trajectory.Trajectory) of one question: `reward` (the rl.reward
+    hook, E-GRPO by default) gives the rewards; `question` is the question's text (grounded credit)."""
+    views = tuple(RolloutView.of(t) for t in trajectories)
+    q = QuestionView.of(question, answers, entities)
+    settings = RewardSettings(alpha=float(alpha), entity_credit=credit, strict_match=strict, step=step)
+    rewards = call_reward(reward, views, q, settings)
+    errors = np.array([v.is_error for v in views], dtype=bool)
+    correct = np.array([_correct(v, q) for v in views], dtype=bool)
+    rates = np.array([credit_rate(v, q, credit, strict) for v in views], dtype=np.float64)
+    return GroupScore(rewards, correct, rates, errors, views, q)

@@ -5,11 +5,13 @@ The sampling engine holds the same NNX model object as the learner; the learner 
 model's variables at the new parameters after every update (no copy) and the engine snapshots
 them at the start of each rollout batch, so rollouts always use the current policy.
 
-Per step: rewards follow PAPER.md (rewards.egrpo); advantages subtract the group mean over all G
-rollouts (errors and overlength included) and are scaled by rl.advantage_norm (rl.advantages);
-overlength rollouts are left out of the loss; with rl.dynamic_sampling, groups whose G rewards
-are identical are dropped and more questions are rolled out until the batch is full again (DAPO).
+Per step: rewards come from the rl.reward hook (rewards.registry; E-GRPO, PAPER.md, by default);
+advantages subtract the group mean over all G rollouts (errors and overlength included) and are
+scaled by rl.advantage_norm (rl.advantages); overlength rollouts are left out of the loss; with
+rl.dynamic_sampling, groups whose G rewards are identical are dropped and more questions are
+rolled out until the batch is full again (DAPO).
 A step with no signal (no trained token with a non-zero advantage) makes no update (counted).
+Every step also logs its group composition and the reward-hacking watch (rl.watch).
 """
 
 from __future__ import annotations
@@ -27,13 +29,16 @@ from egrpo_jax.agent.trajectory import OVERLENGTH, Trajectory
 from egrpo_jax.assembly import agent_config, build_engine, build_mesh, build_policy, build_tools, sampling_params
 from egrpo_jax.data.io import load_questions
 from egrpo_jax.data.pipeline import QuestionStream
+from egrpo_jax.rewards.api import RewardFn
 from egrpo_jax.rewards.egrpo import GroupScore, alpha_schedule, score_group
+from egrpo_jax.rewards.registry import resolve_reward
 from egrpo_jax.rl.advantages import group_advantages, informative_groups
 from egrpo_jax.rl.batch import pack_trajectories
 from egrpo_jax.rl.learner import Learner
 from egrpo_jax.rl.offpolicy import OffPolicySteps
 from egrpo_jax.rl.run import open_checkpoints, run_steps
 from egrpo_jax.rl.setup import loss_settings, optim_settings
+from egrpo_jax.rl.watch import group_composition, hacking_watch
 from egrpo_jax.tools.health import FailureWatch, check_search
 
 log = logging.getLogger(__name__)
@@ -90,7 +95,8 @@ def rollout_metrics(trajs: Sequence[Trajectory], scores: Sequence[GroupScore]) -
 class RLTrainer:
     """One object per run; `step(questions, step)` does rollouts + update and returns StepResult."""
 
-    def __init__(self, cfg, model, tokenizer, tools, mesh, *, engine=None):
+    def __init__(self, cfg, model, tokenizer, tools, mesh, *, engine=None, reward: RewardFn | None = None):
+        """`reward`: rl.reward's function when the caller resolved it already (run_train, before the model)."""
         self.cfg, self.model, self.tokenizer, self.tools, self.mesh = cfg, model, tokenizer, tools, mesh
         self.group = cfg.rl.group_size
         self.agent_cfg = agent_config(cfg)
@@ -103,6 +109,7 @@ class RLTrainer:
                                              max_len=cfg.agent.max_total_tokens, sampling=sampling_params(cfg),
                                              mesh=mesh)
         self.empty_steps = 0
+        self.reward = resolve_reward(cfg.rl.reward) if reward is None else reward
 
     def _rollout_round(self, questions: Sequence, step: int, seed: int, params=None):
         cfg, G = self.cfg, self.group
@@ -110,7 +117,8 @@ class RLTrainer:
                                       dataclasses.replace(self.agent_cfg, seed=seed), params=params)
         alpha = self.alpha(step - 1)
         scores = [
-            score_group(trajs[i * G:(i + 1) * G], q.answers, q.entities, alpha, strict=cfg.rl.strict_match)
+            score_group(trajs[i * G:(i + 1) * G], q.answers, q.entities, alpha, strict=cfg.rl.strict_match,
+                        credit=cfg.rl.entity_credit, question=q.question, reward=self.reward, step=step)
             for i, q in enumerate(questions)
         ]
         return trajs, scores, agent_m
@@ -157,6 +165,8 @@ class RLTrainer:
         trajs, scores, all_trajs, all_scores, agent_m, rounds, t_roll = (
             ro.trajs, ro.scores, ro.all_trajs, ro.all_scores, ro.agent_metrics, ro.rounds, ro.seconds)
         metrics = rollout_metrics(all_trajs, all_scores)
+        metrics.update(group_composition(all_scores))
+        metrics.update(hacking_watch(all_scores, self._think_tokens(all_scores), cfg.rl.strict_match))
         metrics["offpolicy/staleness"] = float(staleness)
         metrics.update({f"agent/{k}": v for k, v in agent_m.items()})
         metrics.update({"dynamic/rounds": float(rounds), "dynamic/groups_kept": float(len(scores)),
@@ -196,6 +206,13 @@ class RLTrainer:
         })
         return StepResult(trajs, scores, adv, include, metrics)
 
+    def _think_tokens(self, scores: Sequence[GroupScore]) -> list[int]:
+        """Each rollout's thought tokens (its <think> texts re-encoded by the run's tokenizer)."""
+        rollouts = [r for s in scores for r in s.rollouts]
+        ids = self.tokenizer.encode_batch([t for r in rollouts for t in r.thoughts])
+        ends = np.cumsum([0] + [len(r.thoughts) for r in rollouts])
+        return [sum(len(x) for x in ids[a:b]) for a, b in zip(ends[:-1], ends[1:])]
+
 
 def _informative(score: GroupScore) -> bool:
     return bool(informative_groups(score.rewards, len(score.rewards))[0])
@@ -210,6 +227,7 @@ def _has_signal(batch, beta: float) -> bool:
 def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh=None, engine=None) -> dict[str, float]:
     """The `egrpo train` loop. Pieces may be injected (tests, the demo pipeline); the rest is built
     from `cfg` (assembly). Returns the last step's metrics plus train/zero_variance_steps."""
+    reward = resolve_reward(cfg.rl.reward)  # a user's module that does not import fails now, not after the model
     ckpt = open_checkpoints(cfg)
     own_tools = tools is None
     try:
@@ -221,7 +239,7 @@ def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh
         if own_tools:
             tools = build_tools(cfg, tokenizer)
         check_search(tools)  # one query: a dead backend fails the run now, in one line
-        trainer = RLTrainer(cfg, model, tokenizer, tools, mesh, engine=engine)
+        trainer = RLTrainer(cfg, model, tokenizer, tools, mesh, engine=engine, reward=reward)
     except BaseException:
         if ckpt is not None:
             ckpt.close()
@@ -262,7 +280,8 @@ def run_train(cfg, *, model=None, tokenizer=None, tools=None, records=None, mesh
 
 # The progress bar's fields: label -> metric key.
 PROGRESS = {"reward": "reward/mean", "acc": "accuracy", "entity_match": "entity_match/all",
-            "tool_calls": "tool_calls/per_rollout", "loss": "loss", "failed_calls": "agent/tool_calls/failed"}
+            "tool_calls": "tool_calls/per_rollout", "loss": "loss", "failed_calls": "agent/tool_calls/failed",
+            "all_wrong": "groups/all_wrong"}
 
 
 class ZeroVarianceWatch:

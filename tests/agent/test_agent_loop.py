@@ -187,3 +187,14 @@ def test_engine_log_probs_that_do_not_cover_the_tokens_are_an_error(small_index)
     engine = Short([TOK.encode(ANSWER)], max_len=4096, stop_sequences=stop_token_sequences(TOK), eos_ids=TOK.eos_ids)
     with _tools(small_index) as tools, pytest.raises(ValueError, match=r"row q/0: .* tokens but .* raw log-probs"):
         run_rollouts(engine, TOK, [("q", "Q")], tools, AgentConfig(prompt_style="short"))
+
+
+def test_each_thought_records_the_tool_responses_read_before_it(small_index):
+    q = QARecord("q1", "What is the capital of France?", "Paris", (), (Entity("Paris"),))
+    two = "<think>First.</think><think>Second.</think>" + SEARCH.split("</think>", 1)[1]
+    engine = _engine([[two, VISIT, ANSWER], ["<think>go</think><tool_call>{}</tool_call>"]])
+    with _tools(small_index) as tools:
+        (t0, t1), _ = run_rollouts(engine, TOK, [q], tools, AgentConfig(group_size=2, prompt_style="short"))
+    assert t0.thoughts == ["First.", "Second.", "Paris looks right.", "Confirmed: Paris."]
+    assert t0.responses_before == [0, 0, 1, 2]  # the grounded entity credit's "earlier"
+    assert (t1.thoughts, t1.responses_before) == (["go"], [0])

@@ -331,3 +331,45 @@ def test_grid_records_under_docs_are_not_ignored_by_git():
         assert out.returncode == 1, f"{path} is ignored by {out.stdout.strip()}"
     # the run folders themselves (checkpoints) stay out of git
     assert subprocess.run(["git", "check-ignore", "-q", "runs/grid/sft/ckpt"], cwd=root).returncode == 0
+
+
+def test_report_shows_group_composition_and_the_reward_watch_per_arm(tmp_path):
+    def with_watch(rec, all_wrong, split, unearned):
+        rows = rec["training"]
+        for row, w in zip(rows, all_wrong):  # steps 1, 2, 3
+            row.update({"groups/all_correct": 0.5 - w / 2, "groups/mixed": 0.5 - w / 2, "groups/all_wrong": w,
+                        "groups/all_wrong_split": split, "hacking/think_tokens": 40.0,
+                        "hacking/entities_per_thought": 0.5, "hacking/unearned_share": unearned})
+        return rec
+
+    recs = [_rec(None, -1, 0.2, 2.0),
+            with_watch(_rec(GRPO, 0, 0.3, 2.0), [0.6, 0.3, 0.0], 0.0, 0.1),
+            with_watch(_rec(GRPO, 1, 0.3, 2.0), [0.8, 0.5, 0.2], 0.0, 0.3),
+            _rec(Arm(0.3), 0, 0.4, 2.0)]  # a record from before the watch was logged: left out
+    text = aggregate(recs, tmp_path).read_text()
+    assert "## Group composition and reward watch" in text
+    # all wrong: run means 0.3 and 0.5 -> 40.0% ± 14.1%; at step 1: 0.6, 0.8 -> 70.0% ± 14.1%;
+    # all correct = mixed = (1 - all wrong) / 2 -> 30.0% ± 7.1%; unearned 10% and 30% -> 20.0% ± 14.1%
+    assert ("| GRPO (alpha=0) | 2 | 30.0% ± 7.1% | 30.0% ± 7.1% | 40.0% ± 14.1% | 0.0% ± 0.0% | 70.0% ± 14.1% | "
+            "40.00 ± 0.00 | 0.50 ± 0.00 | 20.0% ± 14.1% |") in text
+    assert "| E-GRPO (alpha=0.3) | 1 | 30.0%" not in text
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [r["groups/all_wrong, step 1"] for r in summary["training_watch"]["GRPO (alpha=0)"]] == [0.6, 0.8]
+    # records without the metrics (the grids recorded before issue 31): no section, summary as before
+    plain = aggregate([_rec(None, -1, 0.2, 2.0), _rec(GRPO, 0, 0.3, 2.0)], tmp_path / "plain").read_text()
+    assert "Group composition" not in plain
+    assert "training_watch" not in json.loads((tmp_path / "plain" / "summary.json").read_text())
+
+
+def test_new_config_keys_at_their_neutral_value_keep_the_recorded_grids_continuable():
+    """The committed grids were fingerprinted before rl.reward / rl.entity_credit existed: at "egrpo" /
+    "thought" (the runs as before) they are left out of the settings hash (grid_store.KEYS_ADDED), so
+    `egrpo replicate --docs docs/replicate-grid-zen5` still matches; another value is another setting."""
+    from egrpo_jax.e2e.grid_store import settings_sha256
+    from egrpo_jax.e2e.settings import load_pipeline_config
+
+    pc = load_pipeline_config("configs/replicate_cpu.py")
+    recorded = json.loads(Path("docs/replicate-grid-zen5/start.json").read_text())["fingerprint"]["settings"]
+    assert settings_sha256(pc.rl, pc.pipeline) == recorded
+    pc.rl.rl.entity_credit = "grounded"
+    assert settings_sha256(pc.rl, pc.pipeline) != recorded

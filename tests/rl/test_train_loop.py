@@ -209,3 +209,62 @@ def test_a_run_without_reward_variance_says_so(caplog):
         flat.report()
     (msg,) = [r.getMessage() for r in caplog.records]
     assert msg.startswith("train: all 3 steps had zero reward variance")
+
+
+SPY = '''
+from egrpo_jax.rewards.examples import token_f1_reward
+
+CALLS = []
+
+
+def reward(rollouts, question, settings):
+    out = token_f1_reward(rollouts, question, settings)
+    CALLS.append((rollouts, question, settings, out))
+    return out
+'''
+
+
+def test_a_user_reward_runs_through_the_hook_in_a_real_run(tmp_path, monkeypatch):
+    """rl.reward = module:function on the real path (run_train: engine, agent loop, BM25, update, metrics):
+    called once per group with every rollout, its rewards are the ones trained on and logged."""
+    import importlib
+
+    (tmp_path / "egrpo_spy_reward.py").write_text(SPY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_corpus(tmp_path / "corpus.jsonl", [Document("d1", "Paris", "Paris is the capital of France.")])
+    write_questions(tmp_path / "q.jsonl", FRANCE + MARS)
+    cfg = load_config(None, [
+        f"data.questions={tmp_path}/q.jsonl", f"data.corpus={tmp_path}/corpus.jsonl", "data.batch_size=2",
+        "rl.group_size=4", "rl.reward=egrpo_spy_reward:reward", "rl.entity_credit=grounded", "search.topk=1",
+        "search.snippet_chars=20", "agent.prompt_style=short", "agent.max_total_tokens=1024",
+        "agent.max_tool_calls=3", "optim.lr=1e-3", "train.steps=2", f"logging.dir={tmp_path}/logs",
+        "logging.progress=false", "sampling.temperature=1.0",
+    ])
+    mesh = single_device_mesh()
+    model, tok = _biased_model(mesh), ActionTokenizer()
+    engine = Engine(model, num_rows=8, max_len=1024, sampling=sampling_params(cfg), mesh=mesh,
+                    stop_sequences=[[CALL], [ANSWER]], eos_ids=tok.eos_ids)
+    run_train(cfg, model=model, tokenizer=tok, mesh=mesh, engine=engine)
+    calls = importlib.import_module("egrpo_spy_reward").CALLS
+    rows = read_metrics(str(tmp_path / "logs"))
+    assert [c[2].step for c in calls] == [1, 1, 2, 2] and all(len(c[0]) == 4 for c in calls)
+    assert all(c[2].entity_credit == "grounded" and c[2].alpha == 0.3 for c in calls)
+    assert {c[1].text for c in calls} <= {"Capital of France?", "Capital of Mars?"}
+    for step, row in zip((1, 2), rows):
+        rewards = [r for c in calls if c[2].step == step for r in c[3]]
+        assert row["reward/mean"] == pytest.approx(np.mean(rewards))  # the hook's rewards, not E-GRPO's
+        for key in ("groups/all_correct", "groups/mixed", "groups/all_wrong", "groups/all_wrong_split",
+                    "hacking/think_tokens", "hacking/entities_per_thought", "hacking/unearned_share"):
+            assert key in row, key
+        assert row["groups/all_correct"] + row["groups/mixed"] + row["groups/all_wrong"] == pytest.approx(1.0)
+    assert all(r.responses_before is not None for c in calls for r in c[0])  # the agent loop records the order
+
+
+def test_a_reward_module_that_does_not_import_fails_before_the_model_is_built(monkeypatch):
+    import egrpo_jax.rl.loop as loop_mod
+
+    monkeypatch.setattr(loop_mod, "build_mesh", lambda cfg: pytest.fail("built a mesh before resolving rl.reward"))
+    cfg = load_config(None, ["rl.reward=egrpo_no_such_reward_module:reward"])
+    with pytest.raises(ValueError, match=r"^config key rl.reward = 'egrpo_no_such_reward_module:reward': cannot "
+                                         r"import egrpo_no_such_reward_module \(ModuleNotFoundError"):
+        run_train(cfg)
