@@ -292,10 +292,14 @@ class Decoder(nnx.Module):
         inv_freq = rope_inv_freq(cfg)
         for i, block in enumerate(self.layers):
             if cfg.remat and cache is None:  # recomputation only pays off under a gradient (training)
-                def run(blk, x, cache, i=i):
-                    return blk(x, positions, inv_freq, i, cache, segments)
+                # jax.checkpoint of the block's state, not nnx.remat: with LoRA the frozen base and the
+                # differentiated adapters come from different traces, and nnx.remat refuses such a module
+                graphdef, state = nnx.split(block)
 
-                x, cache = nnx.remat(run)(block, x, cache)
+                def run(state, x, i=i):
+                    return nnx.merge(graphdef, state)(x, positions, inv_freq, i, None, segments)[0]
+
+                x = jax.checkpoint(run)(state, x)
             else:
                 x, cache = block(x, positions, inv_freq, i, cache, segments)
         return self.norm(x), cache

@@ -140,3 +140,16 @@ def test_the_engine_samples_from_the_base_plus_the_current_adapters(sft_run):
     # and the update mattered: the earlier rollouts score differently under the updated adapters
     stale = teacher_forced(before)
     assert max(np.abs(np.asarray(seg.raw_logprobs) - lp).max() for seg, lp in zip(before, stale)) > 1e-3
+
+
+def test_a_remat_lora_step_equals_the_plain_one():
+    """model.remat recomputes each layer in the backward pass, also with the frozen base and the
+    differentiated adapters coming from different traces."""
+    out = []
+    for remat in (False, True):
+        learner = Learner(create_model(CFG.replace(remat=remat), seed=0), single_device_mesh(), OptimSettings(lr=1e-2),
+                          LossSettings(kind="sft"))
+        out.append((learner.train_step(_sft_batch())["loss"], _flat(learner.model, nnx.LoRAParam)))
+    assert out[1][0] == pytest.approx(out[0][0], rel=1e-6)
+    for k, v in out[0][1].items():
+        np.testing.assert_allclose(out[1][1][k], v, rtol=1e-5, atol=1e-7, err_msg=k)
