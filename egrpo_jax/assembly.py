@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 
+from flax import nnx
 from jax.sharding import Mesh
 
 from egrpo_jax.agent.config import AgentConfig
 from egrpo_jax.agent.template import STOP_STRINGS
-from flax import nnx
-
 from egrpo_jax.checkpoint import restore_params
 from egrpo_jax.config import ConfigError, lora_targets
 from egrpo_jax.mesh import make_mesh

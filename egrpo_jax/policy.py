@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-
 from collections.abc import Mapping
 from typing import Any
 

@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     c = model.cfg
     merged = f", LoRA rank {c.lora_rank} adapters merged" if c.lora_rank else ""
     print(f"wrote {args.out}: {c.family}, {c.num_layers} layers, hidden {c.hidden_size}, vocab {c.vocab_size}, "
-          f"{c.num_params / 1e6:.2f}M params ({args.dtype}){merged}{'' if tokenizer else ', no tokenizer'} from {source}")
+          f"{c.num_params / 1e6:.2f}M params ({args.dtype}){merged}{'' if tokenizer else ', no tokenizer'} "
+          f"from {source}")
     return 0
 
 

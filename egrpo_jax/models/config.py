@@ -60,7 +60,8 @@ class ModelConfig:
         if self.lora_rank < 0 or self.lora_alpha <= 0:
             raise ValueError(f"model.lora: rank must be >= 0 and alpha > 0, got {self.lora_rank}, {self.lora_alpha}")
         if not self.lora_targets or not set(self.lora_targets) <= set(LORA_TARGETS):
-            raise ValueError(f"model.lora.targets must be a non-empty subset of {LORA_TARGETS}, got {self.lora_targets}")
+            raise ValueError(f"model.lora.targets must be a non-empty subset of {LORA_TARGETS}, "
+                             f"got {self.lora_targets}")
 
     @property
     def base_param_dtype(self) -> str:

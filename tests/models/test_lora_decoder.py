@@ -118,7 +118,8 @@ def test_merged_export_matches_our_logits_in_transformers(family, base_dtype, tm
     # the merged weight, by hand, for one projection
     wq, a, b = (np.asarray(model.layers[0].attn.wq[...], np.float32), np.asarray(model.layers[0].attn.wq_lora.a[...]),
                 np.asarray(model.layers[0].attn.wq_lora.b[...]))
-    np.testing.assert_allclose(np.asarray(back.model.layers[0].attn.wq[...]), wq + 6.0 / 4 * a @ b, rtol=1e-6, atol=1e-6)
+    merged = np.asarray(back.model.layers[0].attn.wq[...])
+    np.testing.assert_allclose(merged, wq + 6.0 / 4 * a @ b, rtol=1e-6, atol=1e-6)
     ref = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf"), dtype=torch.float32).eval()
     with torch.no_grad():
         theirs = ref(torch.tensor(np.asarray(TOKENS))).logits.numpy()
