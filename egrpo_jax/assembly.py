@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import os
 
+from flax import nnx
 from jax.sharding import Mesh
 
 from egrpo_jax.agent.config import AgentConfig
 from egrpo_jax.agent.template import STOP_STRINGS
 from egrpo_jax.checkpoint import restore_params
-from egrpo_jax.config import ConfigError
+from egrpo_jax.config import ConfigError, lora_targets
 from egrpo_jax.mesh import make_mesh
 from egrpo_jax.models.config import ModelConfig
 from egrpo_jax.models.sharding import create_model
 from egrpo_jax.models.tokenizer_io import load_tokenizer
-from egrpo_jax.policy import load_policy
+from egrpo_jax.policy import base_record, check_base, is_checkpoint_folder, load_policy, read_base
 from egrpo_jax.sampling.api import SamplingParams
 from egrpo_jax.sampling.engine import Engine
 from egrpo_jax.tokenizer_api import TokenizerLike
@@ -43,8 +44,17 @@ def model_config(cfg, tokenizer_vocab: int | None = None) -> ModelConfig:
         num_kv_heads=t.num_kv_heads, head_dim=t.head_dim, tie_embeddings=t.tie_embeddings,
         qkv_bias=t.family == "qwen2", qk_norm=t.family == "qwen3",
         max_position_embeddings=t.max_position_embeddings, dtype=cfg.model.dtype,
-        param_dtype=cfg.model.param_dtype, remat=cfg.model.remat,
+        param_dtype=cfg.model.param_dtype, remat=cfg.model.remat, **(lora_settings(cfg) or {}),
     )
+
+
+def lora_settings(cfg) -> dict | None:
+    """model.lora as ModelConfig fields (None when model.lora.rank is 0: no adapters)."""
+    lo = cfg.model.lora
+    if not lo.rank:
+        return None
+    return {"lora_rank": lo.rank, "lora_alpha": float(lo.alpha), "lora_targets": lora_targets(lo.targets),
+            "lora_base_dtype": lo.base_dtype}
 
 
 def agent_config(cfg) -> AgentConfig:
@@ -107,11 +117,14 @@ def build_tokenizer(cfg) -> TokenizerLike:
 
 def build_policy(cfg, mesh: Mesh, *, init_from: str = "") -> tuple:
     """(model, tokenizer): model.path (HF folder, .gguf, training checkpoint folder) or a random
-    model.tiny; then, if `init_from` names a training checkpoint folder, its latest params (SFT -> RL)."""
+    model.tiny, with fresh LoRA adapters when model.lora.rank > 0; then, if `init_from` names a
+    training checkpoint folder, its latest params (SFT -> RL): with LoRA, the adapters of a LoRA run
+    over the same base."""
     m = cfg.model
+    lora = lora_settings(cfg)
     if m.path:
         loaded = load_policy(m.path, mesh=mesh, dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat,
-                             tokenizer=m.tokenizer)
+                             tokenizer=m.tokenizer, lora=lora, seed=cfg.train.seed)
         model, tok = loaded.model, loaded.tokenizer
     else:
         tok = build_tokenizer(cfg)
@@ -121,7 +134,13 @@ def build_policy(cfg, mesh: Mesh, *, init_from: str = "") -> tuple:
         key = "model.path" if m.path else "model.tiny.vocab_size"
         raise ConfigError(f"config key {key}: the model's vocabulary ({model.cfg.vocab_size}) must hold the "
                           f"tokenizer's ({vocab})")
-    if init_from:
+    if init_from and lora:
+        check_base(init_from, base_record(model, m.path, cfg.train.seed), "checkpoint.init_from")
+        restore_params(init_from, model, what=nnx.LoRAParam)
+    elif init_from:
+        if is_checkpoint_folder(init_from) and read_base(init_from) is not None:
+            raise ConfigError(f"config key checkpoint.init_from = {init_from}: holds LoRA adapters; set model.lora "
+                              "as that run did and model.path to its base, or merge them with `egrpo convert`")
         restore_params(init_from, model)
     return model, tok
 

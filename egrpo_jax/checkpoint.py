@@ -243,13 +243,15 @@ def rng_from_meta(meta: dict[str, Any]) -> jax.Array | None:
     return jax.random.wrap_key_data(np.asarray(meta["rng"], dtype=np.uint32))
 
 
-def restore_params(directory: str, model, step: int | None = None):
+def restore_params(directory: str, model, step: int | None = None, *, what: nnx.filterlib.Filter = nnx.Param):
     """Load the policy params of a training checkpoint into `model` (an NNX Decoder of the same
     config, e.g. from models.sharding.create_model) and return it; the optimizer state is skipped.
+    `what` selects the model's variables the checkpoint holds: a LoRA run's are its adapters
+    (nnx.LoRAParam), a full run's every weight (models.lora.BASE when the model also has adapters).
 
     The result can be exported with models.loading.save_pretrained (`egrpo convert`).
     """
-    params = nnx.state(model, nnx.Param)
+    params = nnx.state(model, what)
     flat, paths, treedef = _flatten(params)
 
     def read(step: int):

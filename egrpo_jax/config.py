@@ -37,6 +37,8 @@ BACKENDS = ("bm25", "dense", "hybrid", "http")  # an index folder of that kind, 
 ENTITY_CREDITS = ("thought", "grounded")  # rewards.api.credited_entities
 REWARDS = ("egrpo",)  # rewards.registry (rl.reward: one of these, or a user's 'module:function')
 REWARD_SPEC = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")  # 'package.module:function'
+# the projections a LoRA adapter can target (models.decoder): attention q/k/v/o, MLP gate/up/down
+LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
 
 
 class ConfigError(ValueError):
@@ -55,6 +57,11 @@ def default_config() -> ml_collections.ConfigDict:
         tiny=dict(family="qwen2", vocab_size=257, hidden_size=64, intermediate_size=128, num_layers=2,
                   num_heads=4, num_kv_heads=2, head_dim=16, tie_embeddings=False,
                   max_position_embeddings=4096),
+        # LoRA (rank 0 = off): only the adapters train; targets: a comma string or a tuple of LORA_TARGETS;
+        # base_dtype: the frozen base weights' dtype (bfloat16 halves their memory; the adapters keep
+        # model.param_dtype)
+        lora=dict(rank=0, alpha=16.0, targets=ml_collections.FieldReference(",".join(LORA_TARGETS), field_type=object),
+                  base_dtype="float32"),
     )
     c.mesh = dict(data=1, fsdp=-1, tensor=1)  # -1: the remaining devices
     # correct_demos_only: SFT skips demos whose answer is wrong (False: learn from imperfect ones too)
@@ -117,6 +124,25 @@ def _choice(options: Sequence[str]) -> tuple[Callable, str]:
     return (lambda v: v in options), f"one of {list(options)}"
 
 
+def lora_targets(value: str | Sequence[str]) -> tuple[str, ...]:
+    """model.lora.targets as a tuple in LORA_TARGETS order: a comma string ("q, v") or a sequence of names."""
+    names = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(n, str) for n in names):
+        raise ValueError(f"model.lora.targets: names must be strings, got {value!r}")
+    names = [n.strip() for n in names]
+    if not names or not all(n in LORA_TARGETS for n in names):
+        raise ValueError(f"model.lora.targets: {value!r} is not a non-empty subset of {list(LORA_TARGETS)}")
+    return tuple(t for t in LORA_TARGETS if t in names)
+
+
+def _targets_ok(v) -> bool:
+    try:
+        lora_targets(v)
+    except ValueError:
+        return False
+    return True
+
+
 _BOOL = ((lambda v: isinstance(v, bool)), "true or false")
 _STR = ((lambda v: isinstance(v, str)), "a string")
 _REWARD = ((lambda v: isinstance(v, str) and (v in REWARDS or REWARD_SPEC.fullmatch(v) is not None)),
@@ -129,6 +155,9 @@ RULES: dict[str, tuple[Callable, str]] = {
     "model.tiny.hidden_size": _int(1), "model.tiny.intermediate_size": _int(1), "model.tiny.num_layers": _int(1),
     "model.tiny.num_heads": _int(1), "model.tiny.num_kv_heads": _int(1), "model.tiny.head_dim": _int(2),
     "model.tiny.tie_embeddings": _BOOL, "model.tiny.max_position_embeddings": _int(2),
+    "model.lora.rank": _int(0), "model.lora.alpha": _float(0.0, lo_open=True),
+    "model.lora.targets": (_targets_ok, f"a comma string or tuple of names from {list(LORA_TARGETS)}"),
+    "model.lora.base_dtype": _choice(DTYPES),
     "mesh.data": _int(1, extra=(-1,)), "mesh.fsdp": _int(1, extra=(-1,)), "mesh.tensor": _int(1, extra=(-1,)),
     "data.questions": _STR, "data.corpus": _STR, "data.demos": _STR, "data.batch_size": _int(1),
     "data.seed": _int(0), "data.correct_demos_only": _BOOL,
@@ -172,6 +201,7 @@ RANGES: dict[str, tuple[Callable, str]] = {
     "model.tiny.intermediate_size": _within(1, 1 << 18), "model.tiny.num_layers": _within(1, 512),
     "model.tiny.num_heads": _within(1, 1024), "model.tiny.num_kv_heads": _within(1, 1024),
     "model.tiny.head_dim": _within(2, 1024), "model.tiny.max_position_embeddings": _within(2, 1 << 21),
+    "model.lora.rank": _within(0, 1 << 12), "model.lora.alpha": _within(0.0, 1e4),
     "mesh.data": _within(-1, 1 << 16), "mesh.fsdp": _within(-1, 1 << 16), "mesh.tensor": _within(-1, 1 << 16),
     "data.batch_size": _within(1, 1 << 16), "data.seed": _within(0, 2**32 - 1), "train.seed": _within(0, 2**32 - 1),
     "search.topk": _within(1, 100, "hits per query; the paper uses 10, the search server allows 100"),
@@ -209,7 +239,9 @@ def _unknown(key: str, known: Sequence[str]) -> ConfigError:
     here = sorted(k for k in known if k.rpartition(".")[0] == section)
     # a typo of a key in its own section, the right name in the wrong section, or a typo anywhere
     near = [f"{section}.{m}" for m in difflib.get_close_matches(leaf, [k.rpartition(".")[2] for k in here], 1, 0.75)]
-    near = near or [k for k in known if k.rpartition(".")[2] == leaf] or difflib.get_close_matches(key, known, 1, 0.85)
+    # (of several keys with that name, the least nested: a bare `alpha` is rl.alpha, not model.lora.alpha)
+    same = sorted((k for k in known if k.rpartition(".")[2] == leaf), key=lambda k: k.count("."))
+    near = near or same or difflib.get_close_matches(key, known, 1, 0.85)
     if near:
         return ConfigError(f"config key {key}: unknown; did you mean {near[0]}?")
     here = here or sorted({k.split(".")[0] for k in known})
@@ -267,6 +299,10 @@ def validate(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if not cfg.model.path and t.num_heads % t.num_kv_heads:
         raise ConfigError(f"config key model.tiny.num_heads = {t.num_heads}: must be a multiple of "
                           f"model.tiny.num_kv_heads ({t.num_kv_heads})")
+    lora = cfg.model.lora
+    if lora.rank == 0 and lora.base_dtype != "float32":
+        raise ConfigError(f"config key model.lora.base_dtype = {lora.base_dtype!r}: only with model.lora.rank > 0 "
+                          "(without LoRA every weight has model.param_dtype)")
     if cfg.eval.temperature == 0 and cfg.eval.k > 1:
         raise ConfigError(f"config key eval.k = {cfg.eval.k}: must be 1 when eval.temperature = 0 (greedy "
                           "decoding repeats one rollout)")

@@ -33,6 +33,7 @@ LOGICAL_RULES: dict[str, str | tuple[str, ...] | None] = {
     "cache_heads": "tensor",  # KV-cache head axis
     "seq": None,
     "head_dim": None,
+    "lora_rank": None,  # a LoRA adapter's rank axis (small): its a / b shard on their other axis, like the weight
 }
 
 

@@ -2,7 +2,8 @@
 
 A training checkpoint folder (written by `egrpo sft` / `egrpo train`) describes its policy (the
 decoder config and the tokenizer, policy.POLICY_FILE), so `--model DIR` reads it like the other
-kinds. Checkpoints written before that need the run's config: `--checkpoint DIR --config FILE`.
+kinds; a LoRA run's adapters are merged into their base's weights (W + alpha / r * a @ b).
+Checkpoints written before that need the run's config: `--checkpoint DIR --config FILE`.
 The HF folder has config.json, generation_config.json, model.safetensors and the tokenizer files.
 """
 
@@ -44,8 +45,10 @@ def run(args: argparse.Namespace) -> int:
         tokenizer = None
     save_pretrained(model, tokenizer, args.out, dtype=args.dtype)
     c = model.cfg
+    merged = f", LoRA rank {c.lora_rank} adapters merged" if c.lora_rank else ""
     print(f"wrote {args.out}: {c.family}, {c.num_layers} layers, hidden {c.hidden_size}, vocab {c.vocab_size}, "
-          f"{c.num_params / 1e6:.2f}M params ({args.dtype}){'' if tokenizer else ', no tokenizer'} from {source}")
+          f"{c.num_params / 1e6:.2f}M params ({args.dtype}){merged}{'' if tokenizer else ', no tokenizer'} "
+          f"from {source}")
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from egrpo_jax.config import DTYPES, FAMILIES
+from egrpo_jax.config import DTYPES, FAMILIES, LORA_TARGETS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,11 +30,19 @@ class ModelConfig:
     dtype: str = "float32"  # compute dtype
     param_dtype: str = "float32"
     remat: bool = False  # rematerialise each layer in the backward pass
+    # LoRA (models.decoder.Adapter; rank 0 = none): adapters on the `lora_targets` projections, each
+    # adding (lora_alpha / lora_rank) * (x @ A) @ B; with adapters the base weights are kept in
+    # lora_base_dtype (frozen) and the adapters in param_dtype (trained)
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
+    lora_targets: tuple[str, ...] = LORA_TARGETS
+    lora_base_dtype: str = "float32"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "lora_targets", tuple(self.lora_targets))  # a list after a JSON round trip
         if self.family not in FAMILIES:
             raise ValueError(f"model.family must be one of {FAMILIES}, got {self.family!r}")
-        for key in ("dtype", "param_dtype"):
+        for key in ("dtype", "param_dtype", "lora_base_dtype"):
             if getattr(self, key) not in DTYPES:
                 raise ValueError(f"model.{key} must be one of {DTYPES}, got {getattr(self, key)!r}")
         for key in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads",
@@ -49,6 +57,20 @@ class ModelConfig:
             "default", "llama3"
         ):
             raise ValueError(f"model.rope_scaling: unsupported rope_type {self.rope_scaling.get('rope_type')!r}")
+        if self.lora_rank < 0 or self.lora_alpha <= 0:
+            raise ValueError(f"model.lora: rank must be >= 0 and alpha > 0, got {self.lora_rank}, {self.lora_alpha}")
+        if not self.lora_targets or not set(self.lora_targets) <= set(LORA_TARGETS):
+            raise ValueError(f"model.lora.targets must be a non-empty subset of {LORA_TARGETS}, "
+                             f"got {self.lora_targets}")
+
+    @property
+    def base_param_dtype(self) -> str:
+        """The dtype of every weight that is not a LoRA adapter."""
+        return self.lora_base_dtype if self.lora_rank else self.param_dtype
+
+    def lora_settings(self) -> dict[str, Any]:
+        """The LoRA fields, as ModelConfig.replace takes them (to put the same adapters on another base)."""
+        return {k: getattr(self, k) for k in ("lora_rank", "lora_alpha", "lora_targets", "lora_base_dtype")}
 
     def replace(self, **kw: Any) -> ModelConfig:
         return dataclasses.replace(self, **kw)

@@ -4,6 +4,10 @@ Differences between the families are config switches: tied embeddings and llama3
 (Llama / SmolLM2), q/k/v biases (Qwen2), per-head q/k RMSNorm (Qwen3). Every parameter carries
 logical axis names in its `axes` metadata (see egrpo_jax.mesh.LOGICAL_RULES).
 
+LoRA (cfg.lora_rank > 0): each projection named in cfg.lora_targets gets an `Adapter` (nnx.LoRAParam
+a, b) beside its weight, as attribute `<weight>_lora` of the same module; `project` adds its update
+to the unchanged base product, so a decoder without adapters computes exactly what it did before.
+
 Call convention
 - `model(tokens)`: int32 [B, T] -> float32 logits [B, T, V], causal over the T tokens,
   positions 0..T-1 (or `positions` [B, T] for RoPE).
@@ -51,6 +55,52 @@ def dense(x: jax.Array, w: jax.Array) -> jax.Array:
     """x [..., I] @ w [I, O] as one 2-D matmul: XLA:CPU runs the weight gradient of a matmul with
     batch dimensions (contracting over B and T at once) 3-4x slower than the flattened GEMM."""
     return (x.reshape(-1, x.shape[-1]) @ w).reshape(*x.shape[:-1], w.shape[-1])
+
+
+# LoRA target (config.LORA_TARGETS) -> (the Block's sub-module, the weight it adapts)
+LORA_WEIGHTS = {"q": ("attn", "wq"), "k": ("attn", "wk"), "v": ("attn", "wv"), "o": ("attn", "wo"),
+                "gate": ("mlp", "w_gate"), "up": ("mlp", "w_up"), "down": ("mlp", "w_down")}
+ADAPTER_SUFFIX = "_lora"  # the adapter of weight `wq` is the module's attribute `wq_lora`
+
+
+class Adapter(nnx.Module):
+    """LoRA of one projection W [in, out]: x -> (alpha / r) * (x @ a) @ b with a [in, r] ~ N(0, 1/in)
+    and b [r, out] = 0, so a fresh adapter leaves the projection exactly as it was. a and b are
+    nnx.LoRAParam (what the learner trains) with W's logical axes on their in / out side, so they
+    shard like W; the rank axis is never sharded."""
+
+    def __init__(self, w: nnx.Param, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        (din, dout), (ax_in, ax_out) = w.shape, w.get_metadata()["axes"]
+        r, dtype = cfg.lora_rank, jnp.dtype(cfg.param_dtype)
+        self.a = nnx.LoRAParam(adapter_a(rngs.params(), (din, r), dtype), axes=(ax_in, "lora_rank"))
+        self.b = nnx.LoRAParam(jnp.zeros((r, dout), dtype), axes=("lora_rank", ax_out))
+        self.scale = cfg.lora_alpha / r
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        dt = x.dtype
+        return dense(dense(x, self.a[...].astype(dt)) * self.scale, self.b[...].astype(dt))
+
+
+def adapter_a(key: jax.Array, shape: tuple[int, int], dtype) -> jax.Array:
+    """A fresh adapter's a [in, r]: N(0, 1/in), so x @ a keeps the scale of x."""
+    return (jax.random.normal(key, shape) / math.sqrt(shape[0])).astype(dtype)
+
+
+def project(module: nnx.Module, name: str, x: jax.Array) -> jax.Array:
+    """x @ module.<name>, plus the update of its LoRA adapter when it has one."""
+    y = dense(x, getattr(module, name)[...].astype(x.dtype))
+    adapter = getattr(module, name + ADAPTER_SUFFIX, None)
+    return y if adapter is None else y + adapter(x)
+
+
+def add_adapters(decoder: Decoder, rngs: nnx.Rngs) -> None:
+    """An Adapter on every targeted projection of every layer."""
+    cfg = decoder.cfg
+    for block in decoder.layers:
+        for target in cfg.lora_targets:
+            sub, name = LORA_WEIGHTS[target]
+            owner = getattr(block, sub)
+            setattr(owner, name + ADAPTER_SUFFIX, Adapter(getattr(owner, name), cfg, rngs=rngs))
 
 
 def rope_inv_freq(cfg: ModelConfig) -> jnp.ndarray:
@@ -152,7 +202,7 @@ def _query_block(q, k, v, pos, seg, lo: int):
 class Attention(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         h, q, kv = cfg.hidden_size, cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
-        pd = jnp.dtype(cfg.param_dtype)
+        pd = jnp.dtype(cfg.base_param_dtype)
         self.cfg = cfg
         self.wq = _param(rngs, (h, q), ("embed", "heads"), pd)
         self.wk = _param(rngs, (h, kv), ("embed", "kv_heads"), pd)
@@ -170,9 +220,9 @@ class Attention(nnx.Module):
         cfg = self.cfg
         dt = x.dtype
         b, t, _ = x.shape
-        q = dense(x, self.wq[...].astype(dt))
-        k = dense(x, self.wk[...].astype(dt))
-        v = dense(x, self.wv[...].astype(dt))
+        q = project(self, "wq", x)
+        k = project(self, "wk", x)
+        v = project(self, "wv", x)
         if cfg.qkv_bias:
             q = q + self.bq[...].astype(dt)
             k = k + self.bk[...].astype(dt)
@@ -194,27 +244,26 @@ class Attention(nnx.Module):
             kpos = jnp.broadcast_to(jnp.arange(cache.max_len)[None, :], (b, cache.max_len))
             out = _cached_attention(q, ck.astype(dt), cv.astype(dt), positions, kpos)
         out = out.reshape(b, t, cfg.num_heads * cfg.head_dim)
-        return dense(out, self.wo[...].astype(dt)), cache
+        return project(self, "wo", out), cache
 
 
 class MLP(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         h, i = cfg.hidden_size, cfg.intermediate_size
-        pd = jnp.dtype(cfg.param_dtype)
+        pd = jnp.dtype(cfg.base_param_dtype)
         self.w_gate = _param(rngs, (h, i), ("embed", "mlp"), pd)
         self.w_up = _param(rngs, (h, i), ("embed", "mlp"), pd)
         self.w_down = _param(rngs, (i, h), ("mlp", "embed"), pd)
 
     def __call__(self, x):
-        dt = x.dtype
-        g = dense(x, self.w_gate[...].astype(dt))
-        u = dense(x, self.w_up[...].astype(dt))
-        return dense(jax.nn.silu(g) * u, self.w_down[...].astype(dt))
+        g = project(self, "w_gate", x)
+        u = project(self, "w_up", x)
+        return project(self, "w_down", jax.nn.silu(g) * u)
 
 
 class Block(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
-        pd = jnp.dtype(cfg.param_dtype)
+        pd = jnp.dtype(cfg.base_param_dtype)
         self.attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, pd, rngs=rngs)
         self.attn = Attention(cfg, rngs=rngs)
         self.mlp_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, pd, rngs=rngs)
@@ -229,13 +278,15 @@ class Block(nnx.Module):
 
 class Decoder(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
-        pd = jnp.dtype(cfg.param_dtype)
+        pd = jnp.dtype(cfg.base_param_dtype)
         self.cfg = cfg
         self.embed = _param(rngs, (cfg.vocab_size, cfg.hidden_size), ("vocab", "embed"), pd)
         self.layers = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, pd, rngs=rngs)
         if not cfg.tie_embeddings:
             self.lm_head = _param(rngs, (cfg.hidden_size, cfg.vocab_size), ("embed", "vocab"), pd)
+        if cfg.lora_rank:  # after every base weight: a base draws the same values with or without adapters
+            add_adapters(self, rngs)
 
     def hidden(self, tokens, positions=None, *, cache: KVCache | None = None, segments=None):
         """Final-norm hidden states [B, T, H] (compute dtype) and the updated cache.
@@ -253,10 +304,14 @@ class Decoder(nnx.Module):
         inv_freq = rope_inv_freq(cfg)
         for i, block in enumerate(self.layers):
             if cfg.remat and cache is None:  # recomputation only pays off under a gradient (training)
-                def run(blk, x, cache, i=i):
-                    return blk(x, positions, inv_freq, i, cache, segments)
+                # jax.checkpoint of the block's state, not nnx.remat: with LoRA the frozen base and the
+                # differentiated adapters come from different traces, and nnx.remat refuses such a module
+                graphdef, state = nnx.split(block)
 
-                x, cache = nnx.remat(run)(block, x, cache)
+                def run(state, x, i=i):
+                    return nnx.merge(graphdef, state)(x, positions, inv_freq, i, None, segments)[0]
+
+                x = jax.checkpoint(run)(state, x)
             else:
                 x, cache = block(x, positions, inv_freq, i, cache, segments)
         return self.norm(x), cache

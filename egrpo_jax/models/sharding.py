@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
 from egrpo_jax.mesh import named_sharding, single_device_mesh
 from egrpo_jax.models.config import ModelConfig
-from egrpo_jax.models.decoder import Decoder
+from egrpo_jax.models.decoder import Decoder, adapter_a
 
 
 def abstract_model(cfg: ModelConfig) -> Decoder:
@@ -47,11 +48,13 @@ def model_from_arrays(
     get_array: Callable[[tuple, tuple[int, ...]], np.ndarray],
     *,
     mesh: Mesh | None = None,
+    seed: int = 0,
 ) -> Decoder:
     """Build a decoder from host arrays without a full copy per device.
 
     `get_array(path, shape)` returns the full NumPy array of the parameter at `path` (an nnx state
-    path such as ("layers", 3, "attn", "wq", ...)); each device receives only its own shard.
+    path such as ("layers", 3, "attn", "wq", ...)); each device receives only its own shard. LoRA
+    adapters (cfg.lora_rank > 0) are not read: they start fresh (fresh_adapter), drawn from `seed`.
     """
     mesh = mesh or single_device_mesh()
     graphdef, abs_state = nnx.split(abstract_model(cfg))
@@ -59,7 +62,11 @@ def model_from_arrays(
     flat_abs = dict(nnx.to_flat_state(abs_state))
     flat_sh = dict(nnx.to_flat_state(shardings))
     leaves = []
-    for path, var in flat_abs.items():
+    for i, (path, var) in enumerate(flat_abs.items()):
+        if isinstance(var, nnx.LoRAParam):  # not in the file: fresh, a from fold_in(key(seed), i)
+            leaves.append((path, fresh_adapter(var, jax.random.fold_in(jax.random.key(seed), i),
+                                               flat_sh[path].get_value())))
+            continue
         shape = tuple(var.get_value().shape)
         arr = get_array(path, shape)
         if tuple(arr.shape) != shape:
@@ -69,6 +76,17 @@ def model_from_arrays(
         leaves.append((path, var.replace(jax.make_array_from_callback(shape, sh, lambda idx, a=arr: a[idx]))))
     state = nnx.from_flat_state(leaves)
     return nnx.merge(graphdef, state)
+
+
+def fresh_adapter(var: nnx.LoRAParam, key: jax.Array, sharding) -> nnx.LoRAParam:
+    """A fresh adapter variable (`var` abstract) placed with `sharding`: a drawn from `key`, b zeros.
+    (Not create_model's draws: tracing the whole init for them took minutes to compile on 30 layers.)"""
+    spec = var.get_value()
+    if var.get_metadata()["axes"][-1] == "lora_rank":  # a [in, r]
+        value = adapter_a(key, spec.shape, spec.dtype)
+    else:
+        value = jnp.zeros(spec.shape, spec.dtype)
+    return var.replace(jax.device_put(value, sharding))
 
 
 def param_specs(model: Decoder) -> dict[str, object]:

@@ -29,7 +29,7 @@ from egrpo_jax.sampling.api import SamplingParams
 
 @struct.dataclass
 class TrainState:
-    params: Any  # nnx.State of the policy's nnx.Param variables
+    params: Any  # nnx.State of the trained variables: every nnx.Param, or with LoRA the nnx.LoRAParam adapters
     opt_state: Any
     step: jax.Array  # int32: train steps taken (applied or skipped)
     skipped: jax.Array  # int32: steps skipped for non-finite gradients
@@ -121,6 +121,11 @@ class Learner:
 
     `self.model` stays usable (e.g. by the sampling engine): after each step its variables are
     pointed at the new parameters with `nnx.update`, no copy.
+
+    A model with LoRA adapters (nnx.LoRAParam) trains only those: the train state (so gradients,
+    optimizer state and what the step donates) holds the adapters, the frozen base stays in
+    `self.rest`, passed to the step as an argument (a closed-over array would be baked into the
+    executable as a constant). The KL reference is then the base itself: the adapters zeroed.
     """
 
     def __init__(
@@ -135,7 +140,8 @@ class Learner:
         if loss.kind not in ("rl", "sft"):
             raise ValueError(f"loss kind must be 'rl' or 'sft', got {loss.kind!r}")
         self.model, self.mesh, self.optim, self.loss, self.microbatches = model, mesh, optim, loss, microbatches
-        self.graphdef, params, self.rest = nnx.split(model, nnx.Param, ...)
+        lora = bool(jax.tree.leaves(nnx.state(model, nnx.LoRAParam)))
+        self.graphdef, params, self.rest = nnx.split(model, nnx.LoRAParam if lora else nnx.Param, ...)
         self.tx = make_optimizer(optim)
         opt_state = jax.jit(self.tx.init)(params)
         state = TrainState(params, opt_state, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
@@ -145,16 +151,17 @@ class Learner:
         self.state = jax.device_put(state, self.state_shardings)
         self.ref_params = None
         if loss.kind == "rl" and loss.beta > 0:
-            # frozen reference = the initial policy; only materialised when the KL term is on
-            self.ref_params = jax.tree.map(jnp.copy, params)
-        self._step = jax.jit(self._step_fn, donate_argnums=(0,), static_argnums=(2,),
-                             out_shardings=(self.state_shardings, None))
+            # frozen reference = the initial policy, only materialised when the KL term is on; with
+            # LoRA the base: zero adapters over the shared base weights (b = 0 removes the update)
+            self.ref_params = jax.tree.map(jnp.zeros_like if lora else jnp.copy, params)
+        self._jit_step = jax.jit(self._step_fn, donate_argnums=(0,), static_argnums=(2,),
+                                 out_shardings=(self.state_shardings, None))
         self._ref_logp = jax.jit(self._ref_logp_fn, static_argnums=(3,))
         self.compiled_shapes: set[tuple[int, ...]] = set()
 
     # ---- pure functions (traced) -------------------------------------------------------------
-    def _mb_loss(self, params, mb, window: int):
-        model = nnx.merge(self.graphdef, params, self.rest)
+    def _mb_loss(self, params, mb, window: int, rest):
+        model = nnx.merge(self.graphdef, params, rest)
         logp, ent = token_logprobs(model, mb["tokens"], self.loss.logprob_chunk, mb["start"], window,
                                    self.loss.sampling, mb.get("positions"), mb.get("segments"))
         w = mb["weights"]
@@ -169,20 +176,23 @@ class Learner:
         sums["entropy"] = jnp.sum((w > 0) * ent)
         return loss, sums
 
-    def _step_fn(self, state: TrainState, batch: dict[str, jax.Array], window: int):
+    def _step(self, state: TrainState, batch: dict[str, jax.Array], window: int):
+        return self._jit_step(state, batch, window, self.rest)
+
+    def _step_fn(self, state: TrainState, batch: dict[str, jax.Array], window: int, rest):
         grad_fn = jax.value_and_grad(self._mb_loss, has_aux=True)
         first = jax.tree.map(lambda x: x[0], batch)
         zeros_g = jax.tree.map(jnp.zeros_like, state.params)
-        _, sums_shape = jax.eval_shape(lambda p, b: self._mb_loss(p, b, window), state.params, first)
+        _, sums_shape = jax.eval_shape(lambda p, b: self._mb_loss(p, b, window, rest), state.params, first)
         zeros_s = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape)
 
         def body(carry, mb):
             g_acc, l_acc, s_acc = carry
-            (loss_val, s), g = grad_fn(state.params, mb, window)
+            (loss_val, s), g = grad_fn(state.params, mb, window, rest)
             return (_tree_add(g_acc, g), l_acc + loss_val, _tree_add(s_acc, s)), None
 
         if jax.tree.leaves(batch)[0].shape[0] == 1:  # one micro-batch: no accumulation buffers
-            (loss, sums), grads = grad_fn(state.params, first, window)
+            (loss, sums), grads = grad_fn(state.params, first, window, rest)
         else:
             (grads, loss, sums), _ = jax.lax.scan(body, (zeros_g, jnp.zeros((), jnp.float32), zeros_s), batch)
         gnorm = optax.tree.norm(grads)
@@ -197,8 +207,8 @@ class Learner:
         metrics = dict(sums, loss=loss, grad_norm=gnorm, finite=finite)
         return new, metrics
 
-    def _ref_logp_fn(self, ref_params, tokens, start, window: int):
-        model = nnx.merge(self.graphdef, ref_params, self.rest)
+    def _ref_logp_fn(self, ref_params, tokens, start, window: int, rest):
+        model = nnx.merge(self.graphdef, ref_params, rest)
         return jax.lax.map(lambda x: token_logprobs(model, x[0], self.loss.logprob_chunk, x[1], window,
                                                     self.loss.sampling)[0], (tokens, start))
 
@@ -241,7 +251,7 @@ class Learner:
         start, window = trained_window(weights)
         dev = self.device_batch(batch, weights, start)
         if self.ref_params is not None:
-            dev["ref_logp"] = self._ref_logp(self.ref_params, dev["tokens"], dev["start"], window)
+            dev["ref_logp"] = self._ref_logp(self.ref_params, dev["tokens"], dev["start"], window, self.rest)
         self.compiled_shapes.add(batch.tokens.shape + (window,))
         with jax.set_mesh(self.mesh):
             self.state, metrics = self._step(self.state, dev, window)

@@ -20,6 +20,8 @@ from typing import Any
 import jax
 from flax import nnx
 
+from egrpo_jax.models.lora import has_adapters
+
 
 
 class LaggedStream:
@@ -49,8 +51,16 @@ class LaggedStream:
 
 
 def snapshot(model) -> nnx.State:
-    """A copy of the model's state (its own buffers)."""
-    return jax.tree.map(lambda x: x.copy() if isinstance(x, jax.Array) else x, nnx.state(model))
+    """The model's state with its own copy of what an update donates: every array, or with LoRA only
+    the adapters (the frozen base is never donated, so it is shared, not copied)."""
+    lora = has_adapters(model)
+
+    def own(var):
+        value = var.get_value()
+        donated = isinstance(value, jax.Array) and (not lora or isinstance(var, nnx.LoRAParam))
+        return var.replace(value.copy()) if donated else var
+
+    return jax.tree.map(own, nnx.state(model), is_leaf=lambda x: isinstance(x, nnx.Variable))
 
 
 class OffPolicySteps:

@@ -18,7 +18,8 @@ from egrpo_jax import compile_cache
 from egrpo_jax.checkpoint import Checkpointer, rng_from_meta
 from egrpo_jax.config import ConfigError
 from egrpo_jax.metrics_log import MetricsLogger
-from egrpo_jax.policy import save_policy_files
+from egrpo_jax.models.lora import has_adapters
+from egrpo_jax.policy import base_record, check_base, is_checkpoint_folder, read_base, save_policy_files
 
 StepFn = Callable[[int, jax.Array], dict[str, float]]  # (step, this step's PRNG key) -> metrics
 
@@ -51,20 +52,34 @@ def compile_metrics(before: Mapping[str, float]) -> dict[str, float]:
             "compile/cache_misses": float(now["misses"] - before["misses"])}
 
 
+def lora_base(cfg, model) -> dict | None:
+    """The base record (policy.base_record) of a model with LoRA adapters, None without them."""
+    if not has_adapters(model):
+        return None
+    if cfg.model.path and is_checkpoint_folder(cfg.model.path) and read_base(cfg.model.path) is not None:
+        raise ConfigError(f"config key model.path = {cfg.model.path}: holds LoRA adapters, not a base; train them on "
+                          "with model.path = their base and checkpoint.init_from = this folder")
+    return base_record(model, cfg.model.path, cfg.train.seed)
+
+
 def run_steps(cfg, ckpt: Checkpointer | None, learner, stream: ResumableStream, step_fn: StepFn, *,
               policy: tuple | None, log_dir: str, desc: str, shown: Mapping[str, str],
               after_step: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, float]:
     """Steps start+1 .. train.steps; returns the last step's metrics ({} when already complete).
 
     `policy` (model, tokenizer) is described in the checkpoint folder (policy.POLICY_FILE) so the
-    folder loads without this run's config. `ckpt` is closed at the end, also on an error.
+    folder loads without this run's config; with LoRA adapters that includes the base, and a
+    resumed run must have the same base. `ckpt` is closed at the end, also on an error.
     """
     rng = jax.random.key(cfg.train.seed)
     start = 0
     try:
         if ckpt is not None:
+            base = lora_base(cfg, policy[0]) if policy is not None else None
+            if base is not None and ckpt.latest_step() is not None:
+                check_base(ckpt.directory, base, "checkpoint.dir")  # before POLICY_FILE is written again
             if policy is not None and jax.process_index() == 0:
-                save_policy_files(ckpt.directory, policy[0].cfg, policy[1])
+                save_policy_files(ckpt.directory, policy[0].cfg, policy[1], base=base)
             if ckpt.latest_step() is not None:
                 state, meta = ckpt.restore(learner.state)
                 learner.set_state(state)

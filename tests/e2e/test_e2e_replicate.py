@@ -371,5 +371,10 @@ def test_new_config_keys_at_their_neutral_value_keep_the_recorded_grids_continua
     pc = load_pipeline_config("configs/replicate_cpu.py")
     recorded = json.loads(Path("docs/replicate-grid-zen5/start.json").read_text())["fingerprint"]["settings"]
     assert settings_sha256(pc.rl, pc.pipeline) == recorded
+    pc.rl.model.lora.alpha = 8.0  # LoRA off (rank 0): its other keys change nothing
+    assert settings_sha256(pc.rl, pc.pipeline) == recorded
+    pc.rl.model.lora.rank = 8
+    assert settings_sha256(pc.rl, pc.pipeline) != recorded
+    pc.rl.model.lora.rank = 0
     pc.rl.rl.entity_credit = "grounded"
     assert settings_sha256(pc.rl, pc.pipeline) != recorded
