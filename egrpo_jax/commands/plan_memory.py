@@ -1,0 +1,200 @@
+"""`egrpo plan-memory`: does `egrpo train` fit the chips? The per-device memory of its train step and of
+its rollout engine's calls (decode, write), compiled ahead of time on fake CPU devices over abstract
+parameters (rl.memory_plan), against a chip's HBM.
+
+  egrpo plan-memory --config configs/qwen2_5_7b_tpu.py --slices all --layers 2,4   # every TPU slice
+  egrpo --cpu-devices 16 plan-memory --config configs/qwen2_5_7b_tpu.py:v5p-32    # one slice, here
+  egrpo --cpu-devices 8 plan-memory --config configs/tiny_cpu.py --hbm-gib 1       # any config
+
+With --slices each slice runs in its own process (`egrpo --cpu-devices CHIPS plan-memory --config
+FILE:SLICE ...`), since XLA fixes the number of fake devices when jax starts. Slices, their chips and
+the chips' HBM come from tpu_common.py beside the config file (configs/tpu_common.py). The model's
+shapes come from model.path (config.json, GGUF header or policy.json, no weights read); where that
+path is not here, from the published config.json kept in hf/<its folder name>/ beside the config file
+(configs/hf/Qwen2.5-7B-Instruct/config.json).
+
+--layers 2,4 compiles 2- and 4-layer versions of the model and extrapolates each byte count linearly to
+its depth (a third depth is checked to lie on the line): a 28-layer train step takes about ten minutes
+to compile on two cores, a 2-layer one about one.
+
+Exit status: 0 when every call fits, 3 when one does not (the table's `fits` column says which); 2 for
+bad input and 1 for a failed slice process, as for every command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+from egrpo_jax.commands.common import add_config_arguments
+
+EXIT_DOES_NOT_FIT = 3
+GIB = 1 << 30
+SIZES = ("argument", "output", "alias", "temp", "code", "total")
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p)
+    p.add_argument("--slices", default=None,
+                   help="'all' or comma-separated slices of tpu_common.py beside the config: one process per "
+                        "slice with that many fake devices (--config FILE, without :SLICE)")
+    p.add_argument("--hbm-gib", type=float, default=None,
+                   help="HBM per chip in GiB (default: the chip of the slice that --config FILE:SLICE names)")
+    p.add_argument("--layers", default="full",
+                   help="'full' (default), or two or three depths, e.g. 2,4: compile those and extrapolate "
+                        "linearly to the model's depth")
+    p.add_argument("--steps", default="train,decode,write", help="which calls to compile (default: all three)")
+    p.add_argument("--json", default=None, help="also write the table's rows as JSON to this file")
+
+
+def run(args: argparse.Namespace) -> int:
+    rows, failed = _run_slices(args) if args.slices else (_run_here(args), 0)
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=1)
+    if failed:
+        return 1
+    return 0 if all(r["fits"] for r in rows) else EXIT_DOES_NOT_FIT
+
+
+# ---- one mesh, in this process ------------------------------------------------------------------
+
+def _run_here(args: argparse.Namespace) -> list[dict]:
+    spec = args.config or ""
+    file, _, slice_name = spec.partition(":")
+    tpu = _tpu(file)
+    is_slice = tpu is not None and slice_name in tpu.SLICES
+    if args.hbm_gib is None and not is_slice:
+        raise ValueError(f"--hbm-gib: needed, since --config {spec or '(built-in)'} names no TPU slice of a "
+                         "tpu_common.py beside it")
+    hbm = int((args.hbm_gib if args.hbm_gib is not None else tpu.slice_hbm_gib(slice_name)) * GIB)
+    # jax and the models only now: `egrpo --help` and the errors above stay fast
+    import jax
+
+    from egrpo_jax.assembly import build_mesh
+    from egrpo_jax.config import load_config
+    from egrpo_jax.rl.memory_plan import plan_at_depths, policy_config
+
+    if is_slice and jax.device_count() != tpu.slice_chips(slice_name):
+        chips = tpu.slice_chips(slice_name)
+        raise ValueError(f"--config {spec}: slice {slice_name} has {chips} chips but this process has "
+                         f"{jax.device_count()} devices: run `egrpo --cpu-devices {chips} plan-memory ...` or "
+                         f"--config {file} --slices {slice_name}")
+    cfg = load_config(args.config, args.config_overrides)
+    model_cfg = policy_config(cfg, _model_path(cfg, file))
+    depths = _depths(args.layers, model_cfg.num_layers)
+    mems = plan_at_depths(cfg, model_cfg, build_mesh(cfg), _steps(args.steps), depths)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    layers = f"{','.join(map(str, depths))}->{model_cfg.num_layers}" if depths else str(model_cfg.num_layers)
+    m = cfg.mesh
+    common = {"config": os.path.basename(file) if file else "(built-in)", "slice": slice_name or "-",
+              "chips": jax.device_count(), "mesh": f"{m.data}x{m.fsdp}x{m.tensor}",
+              "microbatches": cfg.optim.microbatches, "layers": layers, "hbm": hbm, "peak_rss": rss}
+    return [dict(common, step=x.step, **{k: getattr(x, k) for k in SIZES}, fits=x.fits(hbm),
+                 compile_s=round(x.compile_s, 1)) for x in mems]
+
+
+def _model_path(cfg, config_file: str) -> str:
+    """model.path, or where it is not here the published config.json kept beside the config file."""
+    path = cfg.model.path
+    if not path or os.path.exists(path):
+        return path
+    kept = os.path.join(os.path.dirname(os.path.abspath(config_file)), "hf", os.path.basename(path.rstrip("/")))
+    if not os.path.isfile(os.path.join(kept, "config.json")):
+        raise ValueError(f"config key model.path = {path!r}: not found, and no {kept}/config.json to take "
+                         "the model's shapes from")
+    return kept
+
+
+def _depths(text: str, layers: int) -> tuple[int, ...]:
+    if text == "full":
+        return ()
+    try:
+        depths = tuple(sorted({int(x) for x in text.split(",")}))
+    except ValueError:
+        raise ValueError(f"--layers {text!r}: 'full' or comma-separated layer counts, e.g. 2,4") from None
+    if not 2 <= len(depths) <= 3 or depths[0] < 1 or depths[-1] >= layers:
+        raise ValueError(f"--layers {text!r}: two or three depths between 1 and the model's {layers - 1}")
+    return depths
+
+
+def _steps(text: str) -> tuple[str, ...]:
+    return tuple(s for s in text.split(",") if s)
+
+
+# ---- every slice, one process each --------------------------------------------------------------
+
+def _run_slices(args: argparse.Namespace) -> tuple[list[dict], int]:
+    file = args.config or ""
+    tpu = _tpu(file) if file and ":" not in file else None
+    if tpu is None:
+        raise ValueError(f"--slices needs --config FILE (without :SLICE) with a tpu_common.py beside it, got "
+                         f"{args.config!r}")
+    names = list(tpu.SLICES) if args.slices == "all" else [s for s in args.slices.split(",") if s]
+    bad = [s for s in names if s not in tpu.SLICES]
+    if bad:
+        raise ValueError(f"--slices: unknown slice {bad[0]!r}; tpu_common.py beside {file} has "
+                         f"{', '.join(tpu.SLICES)}")
+    rows, failed = [], 0
+    for name in names:
+        t0 = time.perf_counter()
+        got, error = _run_child(args, tpu, file, name)
+        if error:
+            failed += 1
+            print(f"plan-memory: slice {name} failed: {error}", file=sys.stderr)
+        else:
+            print(f"plan-memory: slice {name} planned in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        rows += got
+    return rows, failed
+
+
+def _run_child(args: argparse.Namespace, tpu, file: str, name: str) -> tuple[list[dict], str]:
+    """Plan one slice in a process of its own; (rows, '') or ([], the child's last error line)."""
+    hbm = args.hbm_gib if args.hbm_gib is not None else tpu.slice_hbm_gib(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "rows.json")
+        cmd = [sys.executable, "-m", "egrpo_jax.cli", "--cpu-devices", str(tpu.slice_chips(name)), "plan-memory",
+               "--config", f"{file}:{name}", "--hbm-gib", str(hbm), "--layers", args.layers, "--steps", args.steps,
+               "--json", out, *(f"--config.{o}" for o in args.config_overrides)]
+        # the child imports this very package, wherever it lies
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode not in (0, EXIT_DOES_NOT_FIT):
+            lines = proc.stderr.strip().splitlines()
+            return [], lines[-1] if lines else f"exit status {proc.returncode}"
+        with open(out, encoding="utf-8") as f:
+            return json.load(f), ""
+
+
+def _tpu(config_file: str):
+    """tpu_common.py beside the config file (imported as the TPU configs import it), or None."""
+    folder = os.path.dirname(os.path.abspath(config_file)) if config_file else ""
+    if not folder or not os.path.isfile(os.path.join(folder, "tpu_common.py")):
+        return None
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module("tpu_common")
+
+
+# ---- the table ----------------------------------------------------------------------------------
+
+def format_table(rows: list[dict]) -> str:
+    """Markdown: one row per config x slice x call, sizes in GiB per device."""
+    head = ["config", "slice", "chips", "mesh", "micro", "step", "layers", *SIZES, "HBM", "fits", "compile s",
+            "peak RSS GiB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["config"], r["slice"], r["chips"], r["mesh"], r["microbatches"], r["step"], r["layers"],
+                 *(f"{r[k] / GIB:.2f}" for k in SIZES), f"{r['hbm'] / GIB:.0f}",
+                 "FITS" if r["fits"] else "DOES NOT FIT", f"{r['compile_s']:.0f}", f"{r['peak_rss'] / GIB:.1f}"]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return "\n".join(lines)
