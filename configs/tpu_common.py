@@ -33,6 +33,14 @@ TPU_CHIPS = {
 }
 
 
+# the topology a slice is created with: `egrpo plan-memory --target tpu` compiles for it with libtpu, no TPU needed
+TOPOLOGIES = {
+    "v5p-16": "v5p:2x2x2", "v5p-32": "v5p:2x2x4", "v5p-64": "v5p:2x4x4", "v5p-128": "v5p:4x4x4",
+    "v5litepod-16": "v5e:4x4", "v5litepod-64": "v5e:8x8",
+    "v4-32": "v4:2x2x4", "v4-128": "v4:4x4x4",
+}
+
+
 def _chip(slice_name: str) -> tuple[str, int, int]:
     prefix, _, count = slice_name.rpartition("-")
     if prefix not in TPU_CHIPS or not count.isdigit():

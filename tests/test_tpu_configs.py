@@ -1,6 +1,7 @@
 """Every TPU config validates for every slice it names, and its mesh fits the slice's chips."""
 
 import importlib.util
+import math
 import os
 import sys
 
@@ -38,3 +39,10 @@ def test_slice_facts():
     assert {TPU.slice_hbm_gib(s) for s in ("v4-32", "v5litepod-64", "v5p-64", "v6e-8")} == {32, 16, 95}
     with pytest.raises(ValueError, match="TPU slice 'v5e-8'"):
         TPU.slice_chips("v5e-8")
+
+
+@pytest.mark.parametrize("slice_name", sorted(SLICES))
+def test_every_slice_has_its_topology(slice_name):
+    generation, _, shape = TPU.TOPOLOGIES[slice_name].partition(":")
+    assert generation == TPU.TPU_CHIPS[slice_name.rpartition("-")[0]][0]
+    assert math.prod(int(x) for x in shape.split("x")) == CHIPS[slice_name]

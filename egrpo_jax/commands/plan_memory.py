@@ -13,6 +13,10 @@ shapes come from model.path (config.json, GGUF header or policy.json, no weights
 path is not here, from the published config.json kept in hf/<its folder name>/ beside the config file
 (configs/hf/Qwen2.5-7B-Instruct/config.json).
 
+--target tpu compiles with the TPU compiler instead, for the slice's topology (tpu_common.TOPOLOGIES):
+libtpu (the `tpu` extra) compiles for TPU chips that are not here. Its buffer assignment, fusion and
+layouts are the TPU's own; XLA:CPU's differ (docs/tpu.md says how).
+
 --layers 2,4 compiles 2- and 4-layer versions of the model and extrapolates each byte count linearly to
 its depth (a third depth is checked to lie on the line): a 28-layer train step takes about ten minutes
 to compile on two cores, a 2-layer one about one.
@@ -42,6 +46,9 @@ SIZES = ("argument", "output", "alias", "temp", "code", "total")
 
 def configure(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
+    p.add_argument("--target", choices=("cpu", "tpu"), default="cpu",
+                   help="cpu (default): XLA:CPU over fake CPU devices; tpu: the TPU compiler for the slice's topology "
+                        "(libtpu, no TPU needed; slower to compile)")
     p.add_argument("--slices", default=None,
                    help="'all' or comma-separated slices of tpu_common.py beside the config: one process per "
                         "slice with that many fake devices (--config FILE, without :SLICE)")
@@ -56,6 +63,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     rows, failed = _run_slices(args) if args.slices else (_run_here(args), 0)
+    rows = with_resident_cache(rows)
     print(format_table(rows))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
@@ -76,14 +84,18 @@ def _run_here(args: argparse.Namespace) -> list[dict]:
         raise ValueError(f"--hbm-gib: needed, since --config {spec or '(built-in)'} names no TPU slice of a "
                          "tpu_common.py beside it")
     hbm = int((args.hbm_gib if args.hbm_gib is not None else tpu.slice_hbm_gib(slice_name)) * GIB)
+    if args.target == "tpu" and not is_slice:
+        raise ValueError(f"--target tpu: --config {spec or '(built-in)'} names no TPU slice (its topology)")
+    if args.target == "tpu":  # compile-only: jax must not look for a TPU here (libtpu would)
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
     # jax and the models only now: `egrpo --help` and the errors above stay fast
     import jax
 
     from egrpo_jax.assembly import build_mesh
     from egrpo_jax.config import load_config
-    from egrpo_jax.rl.memory_plan import plan_at_depths, policy_config
+    from egrpo_jax.rl.memory_plan import plan_at_depths, policy_config, topology_mesh
 
-    if is_slice and jax.device_count() != tpu.slice_chips(slice_name):
+    if args.target == "cpu" and is_slice and jax.device_count() != tpu.slice_chips(slice_name):
         chips = tpu.slice_chips(slice_name)
         raise ValueError(f"--config {spec}: slice {slice_name} has {chips} chips but this process has "
                          f"{jax.device_count()} devices: run `egrpo --cpu-devices {chips} plan-memory ...` or "
@@ -91,12 +103,13 @@ def _run_here(args: argparse.Namespace) -> list[dict]:
     cfg = load_config(args.config, args.config_overrides)
     model_cfg = policy_config(cfg, _model_path(cfg, file))
     depths = _depths(args.layers, model_cfg.num_layers)
-    mems = plan_at_depths(cfg, model_cfg, build_mesh(cfg), _steps(args.steps), depths)
+    mesh = topology_mesh(cfg, tpu.TOPOLOGIES[slice_name]) if args.target == "tpu" else build_mesh(cfg)
+    mems = plan_at_depths(cfg, model_cfg, mesh, _steps(args.steps), depths)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
     layers = f"{','.join(map(str, depths))}->{model_cfg.num_layers}" if depths else str(model_cfg.num_layers)
     m = cfg.mesh
     common = {"config": os.path.basename(file) if file else "(built-in)", "slice": slice_name or "-",
-              "chips": jax.device_count(), "mesh": f"{m.data}x{m.fsdp}x{m.tensor}",
+              "chips": mesh.size, "target": args.target, "mesh": f"{m.data}x{m.fsdp}x{m.tensor}",
               "microbatches": cfg.optim.microbatches, "layers": layers, "hbm": hbm, "peak_rss": rss}
     return [dict(common, step=x.step, **{k: getattr(x, k) for k in SIZES}, fits=x.fits(hbm),
                  compile_s=round(x.compile_s, 1)) for x in mems]
@@ -162,8 +175,8 @@ def _run_child(args: argparse.Namespace, tpu, file: str, name: str) -> tuple[lis
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "rows.json")
         cmd = [sys.executable, "-m", "egrpo_jax.cli", "--cpu-devices", str(tpu.slice_chips(name)), "plan-memory",
-               "--config", f"{file}:{name}", "--hbm-gib", str(hbm), "--layers", args.layers, "--steps", args.steps,
-               "--json", out, *(f"--config.{o}" for o in args.config_overrides)]
+               "--config", f"{file}:{name}", "--target", args.target, "--hbm-gib", str(hbm), "--layers", args.layers,
+               "--steps", args.steps, "--json", out, *(f"--config.{o}" for o in args.config_overrides)]
         # the child imports this very package, wherever it lies
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
@@ -185,15 +198,34 @@ def _tpu(config_file: str):
     return importlib.import_module("tpu_common")
 
 
+def with_resident_cache(rows: list[dict]) -> list[dict]:
+    """`rows` and, after each train row whose decode row is there, a "train+cache" row: `egrpo train`
+    keeps the engine's KV cache (the buffer decode donates and gets back: its alias bytes) on the chips
+    while the train step runs, so that is what the step has to fit beside."""
+    out = []
+    for r in rows:
+        out.append(r)
+        decode = next((d for d in rows if d["step"] == "decode" and _same_plan(d, r)), None)
+        if r["step"] == "train" and decode is not None:
+            total = r["total"] + decode["alias"]
+            out.append(dict(r, step="train+cache", argument=r["argument"] + decode["alias"], total=total,
+                            fits=total <= r["hbm"], compile_s=0.0))
+    return out
+
+
+def _same_plan(a: dict, b: dict) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("config", "slice", "target", "mesh", "layers"))
+
+
 # ---- the table ----------------------------------------------------------------------------------
 
 def format_table(rows: list[dict]) -> str:
     """Markdown: one row per config x slice x call, sizes in GiB per device."""
-    head = ["config", "slice", "chips", "mesh", "micro", "step", "layers", *SIZES, "HBM", "fits", "compile s",
+    head = ["config", "slice", "chips", "target", "mesh", "micro", "step", "layers", *SIZES, "HBM", "fits", "compile s",
             "peak RSS GiB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["config"], r["slice"], r["chips"], r["mesh"], r["microbatches"], r["step"], r["layers"],
+        cells = [r["config"], r["slice"], r["chips"], r["target"], r["mesh"], r["microbatches"], r["step"], r["layers"],
                  *(f"{r[k] / GIB:.2f}" for k in SIZES), f"{r['hbm'] / GIB:.0f}",
                  "FITS" if r["fits"] else "DOES NOT FIT", f"{r['compile_s']:.0f}", f"{r['peak_rss'] / GIB:.1f}"]
         lines.append("| " + " | ".join(map(str, cells)) + " |")

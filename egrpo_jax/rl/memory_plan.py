@@ -24,6 +24,7 @@ from fractions import Fraction
 import numpy as np
 
 from egrpo_jax.assembly import build_tokenizer, model_config
+from egrpo_jax.mesh import make_mesh
 from egrpo_jax.models.byte_tokenizer import ByteTokenizer
 from egrpo_jax.models.config import ModelConfig
 from egrpo_jax.models import loading
@@ -78,6 +79,22 @@ def policy_config(cfg, path: str = "") -> ModelConfig:
     else:
         base = loading.load_config(path)
     return base.replace(dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
+
+
+def topology_mesh(cfg, topology: str):
+    """cfg's mesh over the chips of a TPU topology ("v5p:2x2x4") that need not be here: libtpu compiles for
+    them without a TPU (deviceless ahead-of-time compilation), with the TPU compiler's own buffer assignment."""
+    from jax.experimental import topologies
+
+    # v4 shows one device per chip (megacore), as a v4 VM does; later generations do so by default
+    kw = {"chip_config_name": "megacore"} if topology.startswith("v4:") else {}
+    try:
+        devices = topologies.get_topology_desc(topology, "tpu", **kw).devices
+    except Exception as e:  # noqa: BLE001 - no libtpu, or a topology it does not know: one line either way
+        raise ValueError(f"TPU topology {topology!r}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                         "(a deviceless TPU compile needs libtpu: pip install '.[tpu]')") from None
+    m = cfg.mesh
+    return make_mesh(m.data, m.fsdp, m.tensor, devices=devices)
 
 
 def largest_batch(cfg, row_multiple: int) -> TrainBatch:

@@ -5,6 +5,7 @@ import jax
 import pytest
 
 from egrpo_jax import cli
+from egrpo_jax.commands.plan_memory import with_resident_cache
 from egrpo_jax.config import load_config
 from egrpo_jax.mesh import make_mesh
 from egrpo_jax.models.sharding import abstract_sharded_model, create_model
@@ -65,8 +66,21 @@ def test_the_command_says_whether_it_fits(tiny_plan, capsys):
     hbm_gib = (sizes["decode"] + sizes["train"]) / 2 / 2**30  # between the two: decode fits, train does not
     args = ["plan-memory", "--steps", "train,decode", "--hbm-gib", repr(hbm_gib), *(f"--config.{o}" for o in TINY)]
     assert cli.main(args) == 3
-    rows = {line.split(" | ")[5]: line for line in capsys.readouterr().out.splitlines()[2:]}
+    lines = capsys.readouterr().out.splitlines()
+    step = lines[0].split(" | ").index("step")
+    rows = {line.split(" | ")[step]: line for line in lines[2:]}
     assert "DOES NOT FIT" in rows["train"] and "| FITS |" in rows["decode"]
+    assert "DOES NOT FIT" in rows["train+cache"]  # the train step beside the engine's resident KV cache
+
+
+def test_the_train_step_is_planned_beside_the_resident_kv_cache():
+    base = {"config": "c.py", "slice": "s", "target": "cpu", "mesh": "1x4x2", "layers": "1", "hbm": 100}
+    rows = [dict(base, step="train", argument=10, total=60, fits=True, compile_s=1.0),
+            dict(base, step="decode", argument=30, alias=25, total=40, fits=True, compile_s=1.0)]
+    steps = with_resident_cache(rows)
+    assert [r["step"] for r in steps] == ["train", "train+cache", "decode"]
+    assert (steps[1]["argument"], steps[1]["total"], steps[1]["fits"]) == (35, 85, True)
+    assert not with_resident_cache([rows[0], dict(rows[1], alias=45)])[1]["fits"]
 
 
 def test_the_command_refuses_a_config_without_hbm_in_one_line(capsys):
@@ -89,3 +103,8 @@ def test_extrapolation_is_linear_in_layers_and_checked_on_a_third_depth():
         extrapolate({**line, 6: _mem(argument=160, temp=110_000)}, 28)
     with pytest.raises(ValueError, match="train argument bytes are not linear in layers"):
         extrapolate({**line, 6: _mem(argument=161, temp=104_200)}, 28)
+
+
+def test_tpu_target_needs_a_slice_in_one_line(capsys):
+    assert cli.main(["plan-memory", "--target", "tpu", "--hbm-gib", "16", *(f"--config.{o}" for o in TINY)]) == 2
+    assert "--target tpu: --config (built-in) names no TPU slice" in capsys.readouterr().err
