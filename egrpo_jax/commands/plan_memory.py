@@ -65,9 +65,7 @@ def run(args: argparse.Namespace) -> int:
     rows, failed = _run_slices(args) if args.slices else (_run_here(args), 0)
     rows = with_resident_cache(rows)
     print(format_table(rows))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=1)
+    _write_json(args.json, rows)
     if failed:
         return 1
     return 0 if all(r["fits"] for r in rows) else EXIT_DOES_NOT_FIT
@@ -166,7 +164,14 @@ def _run_slices(args: argparse.Namespace) -> tuple[list[dict], int]:
         else:
             print(f"plan-memory: slice {name} planned in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         rows += got
+        _write_json(args.json, rows)  # slice by slice: an all-slices run takes an hour or more
     return rows, failed
+
+
+def _write_json(path: str | None, rows: list[dict]) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=1)
 
 
 def _run_child(args: argparse.Namespace, tpu, file: str, name: str) -> tuple[list[dict], str]:
