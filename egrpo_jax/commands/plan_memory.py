@@ -109,7 +109,7 @@ def _run_here(args: argparse.Namespace) -> list[dict]:
     common = {"config": os.path.basename(file) if file else "(built-in)", "slice": slice_name or "-",
               "chips": mesh.size, "target": args.target, "mesh": f"{m.data}x{m.fsdp}x{m.tensor}",
               "microbatches": cfg.optim.microbatches, "layers": layers, "hbm": hbm, "peak_rss": rss}
-    return [dict(common, step=x.step, **{k: getattr(x, k) for k in SIZES}, fits=x.fits(hbm),
+    return [dict(common, step=x.step, **{k: getattr(x, k) for k in SIZES}, fits=x.fits(hbm), refused=x.refused,
                  compile_s=round(x.compile_s, 1)) for x in mems]
 
 
@@ -224,6 +224,12 @@ def _same_plan(a: dict, b: dict) -> bool:
 
 # ---- the table ----------------------------------------------------------------------------------
 
+def _verdict(r: dict) -> str:
+    if r.get("refused"):
+        return "DOES NOT FIT (refused by the compiler: temp alone exceeds HBM)"
+    return "FITS" if r["fits"] else "DOES NOT FIT"
+
+
 def format_table(rows: list[dict]) -> str:
     """Markdown: one row per config x slice x call, sizes in GiB per device."""
     head = ["config", "slice", "chips", "target", "mesh", "micro", "step", "layers", *SIZES, "HBM", "fits", "compile s",
@@ -232,6 +238,6 @@ def format_table(rows: list[dict]) -> str:
     for r in rows:
         cells = [r["config"], r["slice"], r["chips"], r["target"], r["mesh"], r["microbatches"], r["step"], r["layers"],
                  *(f"{r[k] / GIB:.2f}" for k in SIZES), f"{r['hbm'] / GIB:.0f}",
-                 "FITS" if r["fits"] else "DOES NOT FIT", f"{r['compile_s']:.0f}", f"{r['peak_rss'] / GIB:.1f}"]
+                 _verdict(r), f"{r['compile_s']:.0f}", f"{r['peak_rss'] / GIB:.1f}"]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from fractions import Fraction
@@ -49,6 +50,9 @@ class StepMemory:
     temp: int
     code: int
     compile_s: float
+    # the TPU compiler refused the program: its temporaries alone exceed the chip's HBM (`temp` holds the
+    # compiler's figure, the other sizes are unknown and 0)
+    refused: bool = False
 
     @property
     def total(self) -> int:
@@ -56,7 +60,7 @@ class StepMemory:
         return self.argument + self.output - self.alias + self.temp + self.code
 
     def fits(self, hbm_bytes: int) -> bool:
-        return self.total <= hbm_bytes
+        return not self.refused and self.total <= hbm_bytes
 
 
 def step_memory(step: str, compiled, seconds: float) -> StepMemory:
@@ -97,6 +101,20 @@ def topology_mesh(cfg, topology: str):
     return make_mesh(m.data, m.fsdp, m.tensor, devices=devices)
 
 
+# "... the total memory required for HLO temporaries (415.79G) exceeds available HBM (95.74G)."
+_TPU_OOM = re.compile(r"Ran out of memory.*?HLO temporaries \(([0-9.]+)([KMGT])\)")
+
+
+def _refusal(step: str, e: Exception) -> StepMemory:
+    """The TPU compiler stops at a program that cannot fit (RESOURCE_EXHAUSTED): that is the answer,
+    with its figure for the temporaries; any other error is raised again."""
+    m = _TPU_OOM.search(str(e))
+    if m is None:
+        raise e
+    temp = float(m.group(1)) * 1024 ** " KMGT".index(m.group(2))  # read as GiB (it gives v5p 95.74G available)
+    return StepMemory(step, 0, 0, 0, int(temp), 0, 0.0, refused=True)
+
+
 def largest_batch(cfg, row_multiple: int) -> TrainBatch:
     """The largest batch RLTrainer.update packs: every rollout of a step (dynamic sampling keeps at
     most data.batch_size groups), each agent.max_total_tokens long, every token trained."""
@@ -135,8 +153,11 @@ def plan_memory(cfg, model_cfg: ModelConfig, mesh, steps: Sequence[str] = STEPS)
     out = []
     for step in steps:
         t0 = time.perf_counter()
-        compiled = compile_fn[step]()
-        out.append(step_memory(step, compiled, time.perf_counter() - t0))
+        try:
+            mem = step_memory(step, compile_fn[step](), 0.0)
+        except Exception as e:  # noqa: BLE001 - only the TPU compiler's out-of-memory refusal is a result
+            mem = _refusal(step, e)
+        out.append(dataclasses.replace(mem, compile_s=time.perf_counter() - t0))
     return out
 
 
@@ -177,4 +198,5 @@ def extrapolate(by_depth: dict[int, StepMemory], layers: int) -> StepMemory:
             raise ValueError(f"plan-memory: {by_depth[a].step} {f} bytes are not linear in layers ({seen}); "
                              "compile the full depth (--layers full)")
         values[f] = math.ceil(ys[a] + slope * (layers - a))  # whole bytes, never under
-    return StepMemory(by_depth[a].step, **values, compile_s=sum(m.compile_s for m in by_depth.values()))
+    return StepMemory(by_depth[a].step, **values, compile_s=sum(m.compile_s for m in by_depth.values()),
+                      refused=any(m.refused for m in by_depth.values()))

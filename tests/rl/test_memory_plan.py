@@ -1,6 +1,8 @@
 """`egrpo plan-memory` on a tiny model over the 8 fake CPU devices (conftest): the real train step and engine
 calls compile over abstract parameters, XLA's sizes come back per device, and the verdict follows them."""
 
+import dataclasses
+
 import jax
 import pytest
 
@@ -10,7 +12,7 @@ from egrpo_jax.config import load_config
 from egrpo_jax.mesh import make_mesh
 from egrpo_jax.models.sharding import abstract_sharded_model, create_model
 from egrpo_jax.rl.learner import Learner
-from egrpo_jax.rl.memory_plan import STEPS, StepMemory, extrapolate, plan_memory, policy_config
+from egrpo_jax.rl.memory_plan import STEPS, StepMemory, _refusal, extrapolate, plan_memory, policy_config
 from egrpo_jax.rl.setup import loss_settings, optim_settings
 
 # 8 rollouts of 64 tokens in 2 micro-batches; 1 layer; mesh data x fsdp x tensor = 1 x 4 x 2
@@ -48,6 +50,10 @@ def test_abstract_learner_has_the_real_learners_shardings():
     real, abstract = learner(create_model(model_cfg, mesh=mesh)), learner(abstract_sharded_model(model_cfg, mesh))
     assert abstract.abstract and not real.abstract
     assert jax.tree.leaves(abstract.state_shardings) == jax.tree.leaves(real.state_shardings)
+    # Adam's two moments are sharded as the parameters are, not replicated on every device
+    def sharded(tree):
+        return sum(not s.is_fully_replicated for s in jax.tree.leaves(tree))
+    assert sharded(real.state_shardings.opt_state) == 2 * sharded(real.state_shardings.params) > 0
     assert all(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(abstract.state))
 
 
@@ -108,3 +114,13 @@ def test_extrapolation_is_linear_in_layers_and_checked_on_a_third_depth():
 def test_tpu_target_needs_a_slice_in_one_line(capsys):
     assert cli.main(["plan-memory", "--target", "tpu", "--hbm-gib", "16", *(f"--config.{o}" for o in TINY)]) == 2
     assert "--target tpu: --config (built-in) names no TPU slice" in capsys.readouterr().err
+
+
+def test_the_tpu_compilers_out_of_memory_refusal_is_a_verdict():
+    oom = RuntimeError("RESOURCE_EXHAUSTED: Ran out of memory on HBM, the total memory required for HLO "
+                       "temporaries (415.79G) exceeds available HBM (95.74G).")
+    m = _refusal("train", oom)
+    assert m.refused and m.temp == int(415.79 * 2**30) and not m.fits(1 << 50)
+    assert extrapolate({2: m, 4: dataclasses.replace(m, temp=2 * m.temp)}, 28).refused
+    with pytest.raises(ValueError, match="something else"):
+        _refusal("train", ValueError("something else"))
