@@ -17,9 +17,10 @@ path is not here, from the published config.json kept in hf/<its folder name>/ b
 libtpu (the `tpu` extra) compiles for TPU chips that are not here. Its buffer assignment, fusion and
 layouts are the TPU's own; XLA:CPU's differ (docs/tpu.md says how).
 
---layers 2,4 compiles 2- and 4-layer versions of the model and extrapolates each byte count linearly to
-its depth (a third depth is checked to lie on the line): a 28-layer train step takes about ten minutes
-to compile on two cores, a 2-layer one about one.
+--layers 2,4 compiles the train step for 2- and 4-layer versions of the model and extrapolates each byte
+count linearly to its depth (a third depth is checked to lie on the line): a 28-layer train step would
+take about ten minutes to compile on two cores, a 2-layer one takes about one. The rollout calls always
+compile at full depth (seconds).
 
 Exit status: 0 when every call fits, 3 when one does not (the table's `fits` column says which); 2 for
 bad input and 1 for a failed slice process, as for every command.
@@ -55,8 +56,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hbm-gib", type=float, default=None,
                    help="HBM per chip in GiB (default: the chip of the slice that --config FILE:SLICE names)")
     p.add_argument("--layers", default="full",
-                   help="'full' (default), or two or three depths, e.g. 2,4: compile those and extrapolate "
-                        "linearly to the model's depth")
+                   help="'full' (default), or two or three depths, e.g. 2,4: compile the train step at those and "
+                        "extrapolate linearly to the model's depth (the rollout calls compile at full depth)")
     p.add_argument("--steps", default="train,decode,write", help="which calls to compile (default: all three)")
     p.add_argument("--json", default=None, help="also write the table's rows as JSON to this file")
 
@@ -104,12 +105,11 @@ def _run_here(args: argparse.Namespace) -> list[dict]:
     mesh = topology_mesh(cfg, tpu.TOPOLOGIES[slice_name]) if args.target == "tpu" else build_mesh(cfg)
     mems = plan_at_depths(cfg, model_cfg, mesh, _steps(args.steps), depths)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    layers = f"{','.join(map(str, depths))}->{model_cfg.num_layers}" if depths else str(model_cfg.num_layers)
     m = cfg.mesh
     common = {"config": os.path.basename(file) if file else "(built-in)", "slice": slice_name or "-",
               "chips": mesh.size, "target": args.target, "mesh": f"{m.data}x{m.fsdp}x{m.tensor}",
-              "microbatches": cfg.optim.microbatches, "layers": layers, "hbm": hbm, "peak_rss": rss}
-    return [dict(common, step=x.step, **{k: getattr(x, k) for k in SIZES}, fits=x.fits(hbm), refused=x.refused,
+              "microbatches": cfg.optim.microbatches, "hbm": hbm, "peak_rss": rss}
+    return [dict(common, step=x.step, layers=_layers(x.depths, model_cfg.num_layers), **{k: getattr(x, k) for k in SIZES}, fits=x.fits(hbm), refused=x.refused,
                  compile_s=round(x.compile_s, 1)) for x in mems]
 
 
@@ -123,6 +123,10 @@ def _model_path(cfg, config_file: str) -> str:
         raise ValueError(f"config key model.path = {path!r}: not found, and no {kept}/config.json to take "
                          "the model's shapes from")
     return kept
+
+
+def _layers(depths: tuple[int, ...], layers: int) -> str:
+    return f"{','.join(map(str, depths))}->{layers}" if depths else str(layers)
 
 
 def _depths(text: str, layers: int) -> tuple[int, ...]:
@@ -219,7 +223,7 @@ def with_resident_cache(rows: list[dict]) -> list[dict]:
 
 
 def _same_plan(a: dict, b: dict) -> bool:
-    return all(a.get(k) == b.get(k) for k in ("config", "slice", "target", "mesh", "layers"))
+    return all(a.get(k) == b.get(k) for k in ("config", "slice", "target", "mesh"))
 
 
 # ---- the table ----------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ class StepMemory:
     # the TPU compiler refused the program: its temporaries alone exceed the chip's HBM (`temp` holds the
     # compiler's figure, the other sizes are unknown and 0)
     refused: bool = False
+    depths: tuple[int, ...] = ()  # compiled at these depths and extrapolated to the model's (extrapolate)
 
     @property
     def total(self) -> int:
@@ -163,12 +164,17 @@ def plan_memory(cfg, model_cfg: ModelConfig, mesh, steps: Sequence[str] = STEPS)
 
 def plan_at_depths(cfg, model_cfg: ModelConfig, mesh, steps: Sequence[str] = STEPS,
                    depths: Sequence[int] = ()) -> list[StepMemory]:
-    """plan_memory at the model's depth, or compiled at `depths` (fewer layers: faster) and
-    extrapolated to it (extrapolate)."""
-    if not depths:
-        return plan_memory(cfg, model_cfg, mesh, steps)
-    runs = {d: plan_memory(cfg, model_cfg.replace(num_layers=d), mesh, steps) for d in depths}
-    return [extrapolate({d: runs[d][i] for d in depths}, model_cfg.num_layers) for i in range(len(steps))]
+    """plan_memory at the model's depth; given `depths`, the train step (minutes to compile per layer
+    count: its program grows with layers x attention blocks) at those depths, extrapolated. The rollout
+    calls compile in seconds at full depth, and their temporaries (one layer's attention scores) are
+    not as close to a line as the train step's: at full depth they are measured, not extrapolated."""
+    short = ["train"] if depths and "train" in steps else []
+    full = [s for s in steps if s not in short]
+    mems = {m.step: m for m in plan_memory(cfg, model_cfg, mesh, full)} if full else {}
+    if short:
+        runs = {d: plan_memory(cfg, model_cfg.replace(num_layers=d), mesh, short)[0] for d in depths}
+        mems["train"] = extrapolate(runs, model_cfg.num_layers)
+    return [mems[s] for s in steps]
 
 
 # Argument and output sizes add up buffer by buffer, so they are exactly affine in depth. Temporaries
@@ -199,4 +205,4 @@ def extrapolate(by_depth: dict[int, StepMemory], layers: int) -> StepMemory:
                              "compile the full depth (--layers full)")
         values[f] = math.ceil(ys[a] + slope * (layers - a))  # whole bytes, never under
     return StepMemory(by_depth[a].step, **values, compile_s=sum(m.compile_s for m in by_depth.values()),
-                      refused=any(m.refused for m in by_depth.values()))
+                      refused=any(m.refused for m in by_depth.values()), depths=tuple(depths))

@@ -12,7 +12,8 @@ from egrpo_jax.config import load_config
 from egrpo_jax.mesh import make_mesh
 from egrpo_jax.models.sharding import abstract_sharded_model, create_model
 from egrpo_jax.rl.learner import Learner
-from egrpo_jax.rl.memory_plan import STEPS, StepMemory, _refusal, extrapolate, plan_memory, policy_config
+from egrpo_jax.rl.memory_plan import (STEPS, StepMemory, _refusal, extrapolate, plan_at_depths, plan_memory,
+                                      policy_config)
 from egrpo_jax.rl.setup import loss_settings, optim_settings
 
 # 8 rollouts of 64 tokens in 2 micro-batches; 1 layer; mesh data x fsdp x tensor = 1 x 4 x 2
@@ -92,6 +93,13 @@ def test_the_train_step_is_planned_beside_the_resident_kv_cache():
 def test_the_command_refuses_a_config_without_hbm_in_one_line(capsys):
     assert cli.main(["plan-memory", *(f"--config.{o}" for o in TINY)]) == 2
     assert "--hbm-gib: needed" in capsys.readouterr().err
+
+
+def test_only_the_train_step_is_extrapolated_from_fewer_layers():
+    cfg = _cfg("model.tiny.num_layers=3", "optim.microbatches=1")
+    train, decode = plan_at_depths(cfg, policy_config(cfg), make_mesh(1, 4, 2), ["train", "decode"], (1, 2))
+    assert train.depths == (1, 2) and decode.depths == ()
+    assert train.argument > 0 and decode.alias > 0
 
 
 def _mem(step="train", **sizes):
