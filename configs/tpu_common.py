@@ -9,17 +9,53 @@ model's heads allow it (28 query / 4 KV heads for Qwen2.5-7B, 32 / 8 for Qwen3-8
 
 from egrpo_jax.config import default_config
 
-# slice -> (data, fsdp, tensor, micro-batches of the train step)
+# slice -> (data, fsdp, tensor, micro-batches of the train step); `egrpo plan-memory` (docs/tpu.md)
+# compiles each for its chip count and checks it against the chip's HBM
 SLICES = {
-    "v5p-16": (1, 2, 4, 8),    # 8 chips (v5p-N counts TensorCores: N/2 chips), 95 GB HBM each
+    "v5p-16": (1, 2, 4, 8),    # 8 chips (v5p-N counts TensorCores: N/2 chips)
     "v5p-32": (1, 4, 4, 8),    # 16 chips (4 hosts)
     "v5p-64": (2, 4, 4, 4),    # 32 chips
     "v5p-128": (4, 4, 4, 2),   # 64 chips
-    "v5litepod-16": (1, 4, 4, 16),  # 16 chips, 16 GB HBM each: more fsdp, more micro-batches
+    "v5litepod-16": (1, 4, 4, 16),  # 16 chips, 16 GiB HBM each: more fsdp, more micro-batches
     "v5litepod-64": (2, 8, 4, 8),
-    "v4-32": (1, 4, 4, 8),     # 16 chips, 32 GB HBM each
+    "v4-32": (1, 4, 4, 8),     # 16 chips
     "v4-128": (2, 8, 4, 4),
 }
+
+# slice-name prefix -> (generation, HBM per chip in GiB, TensorCores per chip: v4 and v5p names count
+# TensorCores, v5litepod and v6e names count chips). HBM as Cloud TPU's system-architecture pages give
+# it; a program gets somewhat less (the runtime reserves some).
+TPU_CHIPS = {
+    "v4": ("v4", 32, 2),
+    "v5litepod": ("v5e", 16, 1),
+    "v5p": ("v5p", 95, 2),
+    "v6e": ("v6e", 32, 1),
+}
+
+
+# the topology a slice is created with: `egrpo plan-memory --target tpu` compiles for it with libtpu, no TPU needed
+TOPOLOGIES = {
+    "v5p-16": "v5p:2x2x2", "v5p-32": "v5p:2x2x4", "v5p-64": "v5p:2x4x4", "v5p-128": "v5p:4x4x4",
+    "v5litepod-16": "v5e:4x4", "v5litepod-64": "v5e:8x8",
+    "v4-32": "v4:2x2x4", "v4-128": "v4:4x4x4",
+}
+
+
+def _chip(slice_name: str) -> tuple[str, int, int]:
+    prefix, _, count = slice_name.rpartition("-")
+    if prefix not in TPU_CHIPS or not count.isdigit():
+        raise ValueError(f"TPU slice {slice_name!r}: expected PREFIX-N with PREFIX one of {sorted(TPU_CHIPS)}")
+    return TPU_CHIPS[prefix]
+
+
+def slice_chips(slice_name: str) -> int:
+    """Chips (= JAX devices) of a slice: v5p-16 has 8, v5litepod-16 has 16."""
+    return int(slice_name.rpartition("-")[2]) // _chip(slice_name)[2]
+
+
+def slice_hbm_gib(slice_name: str) -> int:
+    """HBM per chip of the slice's generation, GiB."""
+    return _chip(slice_name)[1]
 
 
 def tpu_config(model_path: str, slice_name: str):

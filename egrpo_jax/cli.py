@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("egrpo_jax.commands.eval", "evaluate a policy: Pass@k, tool calls, entity analysis"),
     "demo": ("egrpo_jax.commands.demo", "end-to-end demo on embedded defaults (CPU)"),
     "replicate": ("egrpo_jax.commands.replicate", "the paper's claims in miniature (GRPO vs E-GRPO)"),
+    "plan-memory": ("egrpo_jax.commands.plan_memory", "per-device memory of train / rollout calls vs a chip's HBM "
+                    "(ahead-of-time compile on fake CPU devices)"),
 }
 
 

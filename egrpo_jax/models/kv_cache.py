@@ -92,14 +92,22 @@ def cache_shardings(cfg: ModelConfig, batch: int, max_len: int, mesh: Mesh) -> K
 
 
 def init_cache(
-    cfg: ModelConfig, batch: int, max_len: int, dtype: str | None = None, mesh: Mesh | None = None
+    cfg: ModelConfig, batch: int, max_len: int, dtype: str | None = None, mesh: Mesh | None = None,
+    *, abstract: bool = False,
 ) -> KVCache:
+    """A zero cache; `abstract` (needs `mesh`): jax.ShapeDtypeStructs with the same shardings, nothing
+    allocated (for compiling ahead of time: rl.memory_plan)."""
     dt = jnp.dtype(dtype or cfg.dtype)
     n = cfg.num_layers
     ks, vs = cache_shapes(cfg, batch, max_len)
+    if abstract and mesh is None:
+        raise ValueError("init_cache: an abstract cache needs a mesh (its shardings)")
     if mesh is None:
         return KVCache(k=tuple(jnp.zeros(ks, dt) for _ in range(n)), v=tuple(jnp.zeros(vs, dt) for _ in range(n)))
     sh = cache_shardings(cfg, batch, max_len, mesh)
+    if abstract:
+        return KVCache(k=tuple(jax.ShapeDtypeStruct(ks, dt, sharding=s) for s in sh.k),
+                       v=tuple(jax.ShapeDtypeStruct(vs, dt, sharding=s) for s in sh.v))
     zk = jax.jit(lambda: jnp.zeros(ks, dt), out_shardings=sh.k[0])
     zv = jax.jit(lambda: jnp.zeros(vs, dt), out_shardings=sh.v[0])
     return KVCache(k=tuple(zk() for _ in range(n)), v=tuple(zv() for _ in range(n)))

@@ -29,6 +29,21 @@ def state_shardings(state: nnx.State, mesh: Mesh) -> nnx.State:
     return jax.tree.map(one, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
 
 
+def abstract_sharded_model(cfg: ModelConfig, mesh: Mesh) -> Decoder:
+    """The decoder create_model / load_policy would place on `mesh`, its parameters jax.ShapeDtypeStructs
+    with those NamedShardings: nothing is allocated, and a step built on it compiles ahead of time as the
+    real one would (rl.memory_plan)."""
+    graphdef, abs_state = nnx.split(abstract_model(cfg))
+    shardings = state_shardings(abs_state, mesh)
+    return nnx.merge(graphdef, jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abs_state, shardings))
+
+
+def is_abstract(tree) -> bool:
+    """Whether `tree` (parameters, a model's state) holds jax.ShapeDtypeStructs, not arrays."""
+    return any(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(tree))
+
+
 def create_model(cfg: ModelConfig, *, mesh: Mesh | None = None, seed: int = 0) -> Decoder:
     """A randomly initialised decoder whose parameters are created already sharded."""
     mesh = mesh or single_device_mesh()

@@ -21,6 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from egrpo_jax.config import OPTIMIZERS, SCHEDULES
 from egrpo_jax.mesh import named_sharding
+from egrpo_jax.models.sharding import is_abstract
 from egrpo_jax.rl.batch import TrainBatch, drop_silent_rows
 from egrpo_jax.rl.logprobs import token_logprobs, trained_window
 from egrpo_jax.rl.loss import policy_loss_terms, sft_loss_terms, token_weights
@@ -116,6 +117,16 @@ def _tree_add(a, b):
     return jax.tree.map(jnp.add, a, b)
 
 
+def _opt_state_shardings(tx: optax.GradientTransformation, params, mesh: Mesh):
+    """The optimizer state's shardings: every copy of the parameter tree in it (Adam's moments) sharded
+    as the parameters, the rest (step counts) replicated. tx.init makes the moments with zeros_like,
+    which leaves XLA no reason to shard them: left to it, a 7B model's moments took 57 GiB on every
+    chip (`egrpo plan-memory` showed it)."""
+    replicated = NamedSharding(mesh, P())
+    return optax.tree_map_params(tx, lambda _, p: _leaf_sharding(p, mesh), jax.eval_shape(tx.init, params), params,
+                                 transform_non_params=lambda v: jax.tree.map(lambda _: replicated, v))
+
+
 class Learner:
     """Owns the train state of an NNX policy and a jitted, donated, sharded train step.
 
@@ -143,17 +154,24 @@ class Learner:
         lora = bool(jax.tree.leaves(nnx.state(model, nnx.LoRAParam)))
         self.graphdef, params, self.rest = nnx.split(model, nnx.LoRAParam if lora else nnx.Param, ...)
         self.tx = make_optimizer(optim)
-        opt_state = jax.jit(self.tx.init)(params)
-        state = TrainState(params, opt_state, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+        # An abstract policy (models.sharding.abstract_sharded_model) makes an abstract learner: its state
+        # is shapes and shardings only, for compiling the step ahead of time (rl.memory_plan)
+        self.abstract = is_abstract(params)
+        opt_sh = _opt_state_shardings(self.tx, params, mesh)
+        opt_state = (jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                                  jax.eval_shape(self.tx.init, params), opt_sh) if self.abstract
+                     else jax.jit(self.tx.init, out_shardings=opt_sh)(params))
+        counter = (lambda: jax.ShapeDtypeStruct((), jnp.int32)) if self.abstract else (lambda: jnp.zeros((), jnp.int32))
+        state = TrainState(params, opt_state, counter(), counter())  # two buffers: both are donated
         # Pin every leaf to a NamedSharding on the mesh and make the step keep them: otherwise
         # the second call sees different input shardings than the first and recompiles.
         self.state_shardings = jax.tree.map(lambda x: _leaf_sharding(x, mesh), state)
-        self.state = jax.device_put(state, self.state_shardings)
+        self.state = self._place(state, self.state_shardings)
         self.ref_params = None
         if loss.kind == "rl" and loss.beta > 0:
             # frozen reference = the initial policy, only materialised when the KL term is on; with
             # LoRA the base: zero adapters over the shared base weights (b = 0 removes the update)
-            self.ref_params = jax.tree.map(jnp.zeros_like if lora else jnp.copy, params)
+            self.ref_params = params if self.abstract else jax.tree.map(jnp.zeros_like if lora else jnp.copy, params)
         self._jit_step = jax.jit(self._step_fn, donate_argnums=(0,), static_argnums=(2,),
                                  out_shardings=(self.state_shardings, None))
         self._ref_logp = jax.jit(self._ref_logp_fn, static_argnums=(3,))
@@ -213,6 +231,13 @@ class Learner:
                                                     self.loss.sampling)[0], (tokens, start))
 
     # ---- host side ---------------------------------------------------------------------------
+    def _place(self, tree, shardings):
+        """Host or device arrays -> arrays with these shardings; an abstract learner's become
+        jax.ShapeDtypeStructs carrying them (nothing is allocated)."""
+        if not self.abstract:
+            return jax.device_put(tree, shardings)
+        return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=s), tree, shardings)
+
     def device_batch(self, batch: TrainBatch, weights: np.ndarray, start: np.ndarray) -> dict[str, jax.Array]:
         """[B, T] host arrays -> [M, B/M, T] global arrays sharded over the data axes."""
         m = self.microbatches
@@ -229,7 +254,7 @@ class Learner:
         for k, v in host.items():
             v = np.asarray(v).reshape((m, b // m) + v.shape[1:])
             axes = (None, "batch") + (None,) * (v.ndim - 2)
-            out[k] = jax.device_put(v, named_sharding(axes, v.shape, self.mesh))
+            out[k] = self._place(v, named_sharding(axes, v.shape, self.mesh))
         return out
 
     def row_multiple(self) -> int:
@@ -241,6 +266,23 @@ class Learner:
 
         RL without a KL term trains only on rows with a non-zero advantage (rl.batch.drop_silent_rows):
         the same update for less compute; the metrics are then over those rows' tokens."""
+        dev, window = self._step_inputs(batch, aggregation, dr_grpo_norm)
+        m, b, t = dev["tokens"].shape
+        self.compiled_shapes.add((m * b, t, window))
+        with jax.set_mesh(self.mesh):
+            self.state, metrics = self._step(self.state, dev, window)
+        nnx.update(self.model, self.state.params)
+        return summarize(jax.device_get(metrics))
+
+    def lower_step(self, batch: TrainBatch, aggregation: str = "seq_mean", dr_grpo_norm: float = 1.0):
+        """The jitted step train_step(batch) would run, lowered (not run): `.compile().memory_analysis()`
+        is its per-device memory. On an abstract learner nothing is allocated (rl.memory_plan)."""
+        dev, window = self._step_inputs(batch, aggregation, dr_grpo_norm)
+        with jax.set_mesh(self.mesh):
+            return self._jit_step.lower(self.state, dev, window, self.rest)
+
+    def _step_inputs(self, batch: TrainBatch, aggregation: str, dr_grpo_norm: float) -> tuple[dict, int]:
+        """The step's device batch and its static log-prob window."""
         if batch.segments is not None and self.loss.kind != "sft":
             raise ValueError("Learner.train_step: packed rows are for SFT; RL weights and advantages are per row")
         agg = "token_mean" if self.loss.kind == "sft" else aggregation
@@ -251,12 +293,9 @@ class Learner:
         start, window = trained_window(weights)
         dev = self.device_batch(batch, weights, start)
         if self.ref_params is not None:
-            dev["ref_logp"] = self._ref_logp(self.ref_params, dev["tokens"], dev["start"], window, self.rest)
-        self.compiled_shapes.add(batch.tokens.shape + (window,))
-        with jax.set_mesh(self.mesh):
-            self.state, metrics = self._step(self.state, dev, window)
-        nnx.update(self.model, self.state.params)
-        return summarize(jax.device_get(metrics))
+            ref = self._ref_logp.eval_shape if self.abstract else self._ref_logp
+            dev["ref_logp"] = ref(self.ref_params, dev["tokens"], dev["start"], window, self.rest)
+        return dev, window
 
     def set_state(self, state: TrainState) -> None:
         self.state = jax.device_put(state, self.state_shardings)

@@ -27,6 +27,7 @@ from jax.sharding import PartitionSpec as P
 
 from egrpo_jax.mesh import single_device_mesh
 from egrpo_jax.models.kv_cache import cache_shardings, init_cache
+from egrpo_jax.models.sharding import is_abstract
 from egrpo_jax.sampling import sampling as smp
 from egrpo_jax.sampling.api import BUDGET, EOS, LENGTH, STOP, SamplingParams, Segment
 from egrpo_jax.sampling.stops import StopTable
@@ -118,8 +119,11 @@ class Engine:
 
         self._cache_sh = cache_shardings(cfg, self.num_rows, self.max_len, self.mesh)
         self._repl = NamedSharding(self.mesh, P())
+        # over an abstract model (models.sharding.abstract_sharded_model) the engine only compiles:
+        # its cache and every argument are shapes with shardings (compile_decode / compile_write)
+        self.abstract = is_abstract(nnx.state(model))
         self._stop_dev = self._put(self._stop_table)  # placed once: [states, vocab] can be MBs
-        self.cache = init_cache(cfg, self.num_rows, self.max_len, cache_dtype, self.mesh)
+        self.cache = init_cache(cfg, self.num_rows, self.max_len, cache_dtype, self.mesh, abstract=self.abstract)
         self._graphdef = nnx.graphdef(model)
         self._state = None
         n = self.num_rows
@@ -160,6 +164,25 @@ class Engine:
     def compile_keys(self) -> list[tuple]:
         """The bucket keys of every executable this engine has run (its fixed compile set)."""
         return sorted(self._used, key=str)
+
+    def compile_decode(self, steps: int):
+        """The executable of the largest decode call: every row, the whole cache as the attention window,
+        an output buffer of `steps` tokens (decode's bucket of the segment budget). Its
+        `memory_analysis()` is the decode's per-device memory (rl.memory_plan; works on an abstract engine)."""
+        self._require_started("compile_decode")
+        rows, live = self._rows_for(list(range(self.num_rows)))
+        rem = np.full(len(rows), steps, np.int64)
+        tb = bucket(steps, 16)
+        return self._executable(*self._decode_call(rows, live, rem, tb, self.max_len, tb, refill=False))
+
+    def compile_write(self):
+        """The executable of the largest write (prefill / extend): every row, a prefill_chunk-token chunk,
+        the whole cache as the window; see compile_decode."""
+        self._require_started("compile_write")
+        chunk = min(self.prefill_chunk, bucket(self.max_len, 16))
+        tok = np.full((self.num_rows, chunk), self.pad_id, np.int32)
+        pos = np.tile(np.arange(self.max_len - chunk, self.max_len, dtype=np.int32), (self.num_rows, 1))
+        return self._executable(*self._write_call(tok, pos, self.max_len, None, ()))
 
     def lengths(self) -> np.ndarray:
         return self._len.astype(np.int32)
@@ -401,10 +424,17 @@ class Engine:
         return np.asarray(active + filler, np.int32), live
 
     def _put(self, x) -> jax.Array:
-        return jax.device_put(np.asarray(x), self._repl)
+        x = np.asarray(x)
+        if self.abstract:
+            return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self._repl)
+        return jax.device_put(x, self._repl)
 
     def _call(self, key: tuple, make_fn, args: tuple):
-        """Run the executable for (key, argument signature), compiling it ahead of time once.
+        """Run the executable for (key, argument signature), compiling it ahead of time once."""
+        return self._executable(key, make_fn, args)(*args)
+
+    def _executable(self, key: tuple, make_fn, args: tuple):
+        """The compiled executable for (key, argument signature), compiled ahead of time once.
 
         Executables live in a process-wide table, so engines over the same model config share
         them (a train and an eval engine, or successive tests); `compile_count` counts the
@@ -423,7 +453,7 @@ class Engine:
             self.compile_count += 1
             _EXECUTABLES[sig] = exe
         self._used.add(key)
-        return exe(*args)
+        return exe
 
     def _write(self, writes: dict[int, tuple[int, list[int]]]) -> None:
         """Write token runs {row: (first position, ids)} into the cache, chunk by chunk.
@@ -456,9 +486,13 @@ class Engine:
             if written.size == 0:
                 continue
             window = min(self.max_len, bucket(int(written.max()) + 1, self.min_window))
-            key = ("write", chunk, window, size)
-            args = (self._state, self.cache, self._put(ct), self._put(cp), *row_arg)
-            self.cache = self._call(key, lambda w=window, g=rows is not None: self._write_fn(w, g), args)
+            self.cache = self._call(*self._write_call(ct, cp, window, rows, row_arg))
+
+    def _write_call(self, tokens, positions, window: int, rows, row_arg: tuple):
+        """(key, make_fn, args) of one chunk's write; `row_arg` holds the placed `rows` (none: every row)."""
+        key = ("write", tokens.shape[1], window, tokens.shape[0])
+        args = (self._state, self.cache, self._put(tokens), self._put(positions), *row_arg)
+        return key, lambda: self._write_fn(window, rows is not None), args
 
     def _write_fn(self, window: int, gather: bool):
         graphdef = self._graphdef
@@ -478,6 +512,11 @@ class Engine:
         - a quarter of the live rows, in bounded blocks (`refill`): the host can hand those rows
           their tool responses or new rollouts now instead of idling them to the block's end.
         (A traced argument, not a compile key.)"""
+        self.cache, outs = self._call(*self._decode_call(rows, live, rem, tb, window, limit, refill=refill))
+        return jax.device_get(outs)
+
+    def _decode_call(self, rows, live, rem, tb: int, window: int, limit: int, *, refill: bool):
+        """(key, make_fn, args) of one decode call (see _run_decode)."""
         n_live = int(live.sum())
         min_live = len(rows) // 2 if self.compact and len(rows) > self.min_rows_bucket else 0
         if refill:
@@ -499,8 +538,7 @@ class Engine:
             self._stop_dev,
             self._put(self._eos),
         )
-        self.cache, outs = self._call(key, lambda: self._decode_fn(len(rows), tb, window), args)
-        return jax.device_get(outs)
+        return key, lambda: self._decode_fn(len(rows), tb, window), args
 
     def _decode_fn(self, n_rows: int, tb: int, window: int):
         graphdef = self._graphdef
