@@ -43,26 +43,27 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-# Config keys added after grids were recorded, with the value that runs exactly as before they existed:
-# at that value a key is left out of the settings fingerprint, so the recorded grids can still be
-# continued; any other value is another setting and changes the fingerprint.
-KEYS_ADDED = {"rl.reward": "egrpo", "rl.entity_credit": "thought"}
-# Sections added later, left out while their switch is at the value that turns them off (LoRA at rank 0)
-SECTIONS_ADDED = {"model.lora": ("rank", 0)}
+# Config keys (or sections) added after grids were recorded, each with the switch and value under which the
+# run is exactly as before they existed: then the key is left out of the settings fingerprint, so the
+# recorded grids can still be continued; any other value is another setting and changes the fingerprint.
+KEYS_ADDED = {"rl.reward": ("rl.reward", "egrpo"), "rl.entity_credit": ("rl.entity_credit", "thought"),
+              "model.lora": ("model.lora.rank", 0)}  # key -> (the key that switches it, its neutral value)
+
+
+def _get(cfg, key: str):
+    for part in key.split("."):
+        cfg = cfg[part]
+    return cfg
 
 
 def settings_sha256(rl_config, pipeline_settings) -> str:
-    """SHA-256 of the RL config (less KEYS_ADDED / SECTIONS_ADDED when neutral) and the pipeline settings."""
+    """SHA-256 of the RL config (less KEYS_ADDED while neutral) and the pipeline settings."""
     cfg = copy.deepcopy(rl_config)
     with cfg.unlocked():
-        for key, neutral in KEYS_ADDED.items():
-            section, leaf = key.split(".")
-            if cfg[section][leaf] == neutral:
-                del cfg[section][leaf]
-        for key, (switch, off) in SECTIONS_ADDED.items():
-            parent, name = key.split(".")
-            if cfg[parent][name][switch] == off:
-                del cfg[parent][name]
+        for key, (switch, neutral) in KEYS_ADDED.items():
+            *path, leaf = key.split(".")
+            if _get(cfg, switch) == neutral:
+                del _get(cfg, ".".join(path))[leaf]
     return _sha256(cfg.to_json(sort_keys=True) + json.dumps(dataclasses.asdict(pipeline_settings), sort_keys=True,
                                                             default=str))
 
